@@ -1,0 +1,92 @@
+"""One exception tree for runq. Every error has a stable ``code`` used in error frames."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class RunqError(Exception):
+    """Base of every error runq raises on purpose."""
+
+    code: ClassVar[str] = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ProtocolError(RunqError):
+    code = "protocol_error"
+
+
+class FrameTooLarge(ProtocolError):
+    code = "frame_too_large"
+
+
+class AuthError(RunqError):
+    code = "auth_error"
+
+
+class StoreError(RunqError):
+    code = "store_error"
+
+
+class ConnectionLost(RunqError):
+    code = "connection_lost"
+
+
+class JobError(RunqError):
+    code = "job_error"
+
+
+class UnknownJob(JobError):
+    code = "unknown_job"
+
+    @classmethod
+    def for_id(cls, job_id: int) -> UnknownJob:
+        return cls(f"no job with id {job_id}")
+
+
+class IllegalTransition(JobError):
+    code = "illegal_transition"
+
+
+class StaleFence(JobError):
+    code = "stale_fence"
+
+
+class TaskError(RunqError):
+    code = "task_error"
+
+
+class UnknownTask(TaskError):
+    code = "unknown_task"
+
+
+class InvalidArguments(TaskError):
+    code = "invalid_arguments"
+
+
+class ConfigError(RunqError):
+    code = "config_error"
+
+
+class Timeout(RunqError):
+    code = "timeout"
+
+
+_BY_CODE: dict[str, type[RunqError]] = {}
+
+
+def _index(cls: type[RunqError]) -> None:
+    _BY_CODE.setdefault(cls.code, cls)
+    for sub in cls.__subclasses__():
+        _index(sub)
+
+
+_index(RunqError)
+
+
+def from_code(code: str, message: str) -> RunqError:
+    """Rebuild the error a peer sent in an error frame."""
+    return _BY_CODE.get(code, RunqError)(message)

@@ -1,0 +1,105 @@
+"""Job records, their states and the one table of legal transitions."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Final
+
+import msgspec
+
+from runq.errors import IllegalTransition
+
+
+class JobState(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+S = JobState
+TRANSITIONS: Final[dict[JobState, frozenset[JobState]]] = {
+    S.SCHEDULED: frozenset({S.QUEUED, S.CANCELLED}),
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED}),
+    # running -> queued: lost worker or expired lease; running -> scheduled: retry back-off
+    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED, S.QUEUED, S.SCHEDULED}),
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset({S.QUEUED}),  # retried by hand from the dead-letter set
+    S.CANCELLED: frozenset(),
+}
+TERMINAL_STATES: Final = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED})
+
+
+def transition(current: JobState, target: JobState) -> JobState:
+    """Return ``target`` if moving there from ``current`` is legal, else raise."""
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(f"a {current} job cannot become {target}")
+    return target
+
+
+def sources(target: JobState) -> tuple[JobState, ...]:
+    """Every state from which ``target`` may be reached (for guarded writes)."""
+    return tuple(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Why an attempt failed: a stable code, a message and whether to retry."""
+
+    code: str
+    message: str
+    retryable: bool = True
+    traceback: str | None = None
+
+
+class Job(msgspec.Struct, frozen=True, omit_defaults=False):
+    """A job as the store keeps it."""
+
+    id: int
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str
+    priority: int
+    state: JobState
+    attempts: int
+    max_attempts: int
+    run_at: float
+    submitted_at: float
+    timeout: float | None = None
+    key: str | None = None
+    result: Any = None
+    error: ErrorInfo | None = None
+    worker: str | None = None
+    fence: int = 0
+    lease_until: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+class Assignment(msgspec.Struct, frozen=True, array_like=True):
+    """One claimed job as a worker needs it."""
+
+    id: int
+    fence: int
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    timeout: float | None = None
+
+
+class Outcome(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
+    """A worker's report for one attempt: a result, or an error."""
+
+    id: int
+    fence: int
+    ok: bool
+    result: Any = None
+    error: ErrorInfo | None = None

@@ -1,0 +1,53 @@
+"""What a client may ask for, with the bounds every value must keep.
+
+msgspec checks these bounds while it decodes, so a bad value is refused at the edge.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+import msgspec
+from msgspec import Meta
+
+DEFAULT_QUEUE: Final = "default"
+DEFAULT_MAX_ATTEMPTS: Final = 3
+MAX_NAME: Final = 200
+MAX_ATTEMPTS: Final = 1_000
+MAX_PRIORITY: Final = 1_000_000
+TEN_YEARS: Final = 10 * 365 * 86400.0
+
+Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
+Key = Annotated[str, Meta(min_length=1, max_length=MAX_NAME)]
+JobId = Annotated[int, Meta(ge=1, le=2**62)]
+Priority = Annotated[int, Meta(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
+Attempts = Annotated[int, Meta(ge=1, le=MAX_ATTEMPTS)]
+Seconds = Annotated[float, Meta(ge=0, le=TEN_YEARS)]
+Timeout = Annotated[float, Meta(gt=0, le=TEN_YEARS)]
+Timestamp = Annotated[float, Meta(ge=0, le=2**40)]
+
+
+class JobSpec(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+    """One job as a client submits it. ``delay`` is relative, ``run_at`` absolute."""
+
+    task: Name
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    queue: Name = DEFAULT_QUEUE
+    priority: Priority = 0
+    run_at: Timestamp | None = None
+    delay: Seconds | None = None
+    max_attempts: Attempts = DEFAULT_MAX_ATTEMPTS
+    timeout: Timeout | None = None
+    key: Key | None = None
+
+    def ready_at(self, now: float) -> float:
+        """When the job may first run."""
+        if self.run_at is not None:
+            return max(self.run_at, now) if self.delay is None else self.run_at + self.delay
+        return now + (self.delay or 0.0)
+
+
+def validate(spec: JobSpec) -> JobSpec:
+    """Check the bounds of a spec built in Python (decoding checks them already)."""
+    return msgspec.convert(msgspec.to_builtins(spec), JobSpec)

@@ -1,0 +1,1 @@
+"""The native protocol: sans-IO frames and typed messages."""

@@ -1,0 +1,192 @@
+"""Typed messages. Each is a frozen, tagged msgspec Struct encoded as a msgpack array.
+
+Decoding validates types and bounds, so a handler only ever sees well-formed values.
+See docs/protocol.md for the wire format and which message is valid when.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+import msgspec
+from msgspec import Meta
+
+from runq.model.job import Assignment, ErrorInfo, Job, Outcome
+from runq.model.spec import JobId, JobSpec, Name, Seconds
+from runq.protocol import limits as L
+
+ReqId = Annotated[int, Meta(ge=0, le=2**53)]
+
+
+class Base(msgspec.Struct, frozen=True, array_like=True, tag_field="t", omit_defaults=False):
+    pass
+
+
+# -- handshake (both ports) -------------------------------------------------------------
+
+
+class Hello(Base, tag="hello"):
+    role: str  # "client" or "worker"
+    version: int
+    token: str | None = None
+    worker_id: Name | None = None
+    queues: Annotated[list[Name], Meta(max_length=L.MAX_QUEUES)] = []
+    concurrency: Annotated[int, Meta(ge=1, le=L.MAX_CONCURRENCY)] = 1
+    running: Annotated[list[tuple[JobId, int]], Meta(max_length=L.MAX_CONCURRENCY)] = []
+    info: dict[str, str | int | float] = {}
+
+
+class Welcome(Base, tag="welcome"):
+    version: int
+    server: str
+    lease: float = 30.0
+    max_frame: int = L.MAX_FRAME
+
+
+class Error(Base, tag="error"):
+    req: int
+    code: str
+    message: str
+
+
+# -- client requests --------------------------------------------------------------------
+
+
+class Submit(Base, tag="submit"):
+    req: ReqId
+    jobs: Annotated[list[JobSpec], Meta(min_length=1, max_length=L.MAX_BATCH)]
+
+
+class Get(Base, tag="get"):
+    req: ReqId
+    id: JobId
+
+
+class Wait(Base, tag="wait"):
+    req: ReqId
+    id: JobId
+    timeout: Seconds
+
+
+class ListJobs(Base, tag="list"):
+    req: ReqId
+    state: str | None = None
+    queue: Name | None = None
+    limit: Annotated[int, Meta(ge=1, le=L.MAX_LIST)] = 50
+    before: JobId | None = None
+
+
+class Cancel(Base, tag="cancel"):
+    req: ReqId
+    id: JobId
+
+
+class GetStats(Base, tag="stats"):
+    req: ReqId
+
+
+class ListWorkers(Base, tag="workers"):
+    req: ReqId
+
+
+# -- replies to clients -----------------------------------------------------------------
+
+
+class Submitted(Base, tag="submitted"):
+    req: int
+    ids: list[int]
+
+
+class JobReply(Base, tag="job"):
+    req: int
+    job: Job
+
+
+class JobList(Base, tag="jobs"):
+    req: int
+    jobs: list[Job]
+
+
+class WorkerInfo(msgspec.Struct, frozen=True):
+    id: str
+    queues: list[str]
+    concurrency: int
+    running: int
+    done: int
+    connected_at: float
+    info: dict[str, str | int | float] = {}
+
+
+class WorkerList(Base, tag="workerlist"):
+    req: int
+    workers: list[WorkerInfo]
+
+
+class StatsReply(Base, tag="statsreply"):
+    req: int
+    stats: dict[str, Any]
+
+
+# -- worker port ------------------------------------------------------------------------
+
+
+class Assign(Base, tag="assign"):
+    jobs: list[Assignment]
+
+
+class Report(Base, tag="report"):
+    seq: Annotated[int, Meta(ge=0)]
+    outcomes: Annotated[list[Outcome], Meta(max_length=L.MAX_CONCURRENCY)]
+
+
+class Reported(Base, tag="reported"):
+    seq: int
+
+
+class Heartbeat(Base, tag="heartbeat"):
+    running: Annotated[list[tuple[JobId, int]], Meta(max_length=L.MAX_CONCURRENCY)]
+
+
+class CancelJobs(Base, tag="canceljobs"):
+    ids: list[int]
+
+
+ClientRequest = Submit | Get | Wait | ListJobs | Cancel | GetStats | ListWorkers
+ClientReply = Submitted | JobReply | JobList | WorkerList | StatsReply | Error
+WorkerMessage = Report | Heartbeat
+BrokerToWorker = Assign | Reported | CancelJobs | Error
+
+# What each side may receive, by role: a broker's client port, its worker port, and peers.
+TO_BROKER_CLIENT: Final = Hello | ClientRequest
+TO_BROKER_WORKER: Final = Hello | WorkerMessage
+TO_CLIENT: Final = Welcome | ClientReply
+TO_WORKER: Final = Welcome | BrokerToWorker
+
+__all__ = [
+    "Assign",
+    "Assignment",
+    "Cancel",
+    "CancelJobs",
+    "Error",
+    "ErrorInfo",
+    "Get",
+    "GetStats",
+    "Heartbeat",
+    "Hello",
+    "Job",
+    "JobList",
+    "JobReply",
+    "ListJobs",
+    "ListWorkers",
+    "Outcome",
+    "Report",
+    "Reported",
+    "StatsReply",
+    "Submit",
+    "JobSpec",
+    "Submitted",
+    "Wait",
+    "Welcome",
+    "WorkerInfo",
+    "WorkerList",
+]

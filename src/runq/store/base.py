@@ -1,0 +1,75 @@
+"""The Store protocol: domain operations only, no SQL or driver types.
+
+Every state change is one guarded write inside a transaction; an operation that finds
+its guard false (wrong state, stale fence) changes nothing and says so in its result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
+
+from runq.model import Assignment, Job, JobSpec, JobState, Outcome
+
+
+class ReportResult(NamedTuple):
+    accepted: list[int]  # ids whose report was taken
+    stale: list[int]  # ids whose report was refused (old fence, not running, unknown)
+    finished: list[int]  # accepted ids whose job is now in a terminal state
+    requeued_queues: set[str]  # queues that got a job back (retry or requeue)
+
+
+class Store(Protocol):
+    async def submit_many(self, specs: Sequence[JobSpec], now: float) -> list[int]:
+        """Insert jobs in one transaction; an existing idempotency key returns its id."""
+        ...
+
+    async def claim(
+        self, worker: str, queues: Sequence[str], limit: int, now: float, lease_until: float
+    ) -> list[Assignment]:
+        """Mark up to ``limit`` ready jobs running for ``worker`` in claim order."""
+        ...
+
+    async def report(self, worker: str, outcomes: Sequence[Outcome], now: float) -> ReportResult:
+        """Apply attempt outcomes whose fence is still current."""
+        ...
+
+    async def extend_leases(
+        self, worker: str, running: Sequence[tuple[int, int]], lease_until: float
+    ) -> list[int]:
+        """Extend the leases ``worker`` holds; return the ids it no longer holds."""
+        ...
+
+    async def requeue_worker(self, worker: str, now: float) -> set[str]:
+        """Give back every job ``worker`` runs (its connection is gone). Returns queues."""
+        ...
+
+    async def requeue_expired(self, now: float) -> set[str]:
+        """Give back jobs whose lease ran out. Returns the queues that got jobs back."""
+        ...
+
+    async def promote_scheduled(self, now: float) -> set[str]:
+        """Move scheduled jobs whose time has come to queued. Returns their queues."""
+        ...
+
+    async def cancel(self, job_id: int, now: float) -> Job:
+        """Cancel a job that has not finished; raises UnknownJob or IllegalTransition."""
+        ...
+
+    async def get(self, job_id: int) -> Job | None: ...
+
+    async def list_jobs(
+        self,
+        state: JobState | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> list[Job]:
+        """Newest first; ``before`` pages back from an id."""
+        ...
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        """Job counts by queue, then by state."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,29 @@
+-- runq SQLite schema, version 1
+CREATE TABLE jobs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    task          TEXT    NOT NULL,
+    args          BLOB    NOT NULL,  -- msgpack [args, kwargs]
+    queue         TEXT    NOT NULL,
+    priority      INTEGER NOT NULL DEFAULT 0,
+    state         TEXT    NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    max_attempts  INTEGER NOT NULL,
+    run_at        REAL    NOT NULL,
+    timeout       REAL,
+    key           TEXT,
+    result        BLOB,              -- msgpack
+    error         BLOB,              -- msgpack ErrorInfo
+    worker        TEXT,
+    fence         INTEGER NOT NULL DEFAULT 0,
+    lease_until   REAL,
+    submitted_at  REAL    NOT NULL,
+    started_at    REAL,
+    finished_at   REAL
+);
+
+-- claim order inside a queue: priority desc, run_at, id (only ready jobs are indexed)
+CREATE INDEX jobs_ready ON jobs (queue, priority DESC, run_at, id) WHERE state = 'queued';
+CREATE INDEX jobs_scheduled ON jobs (run_at) WHERE state = 'scheduled';
+CREATE INDEX jobs_running ON jobs (lease_until) WHERE state = 'running';
+CREATE INDEX jobs_state ON jobs (state, queue);
+CREATE UNIQUE INDEX jobs_key ON jobs (key) WHERE key IS NOT NULL;
