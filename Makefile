@@ -24,7 +24,7 @@ up: $(STAMP)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src/runq
 
 check: lint
 	$(BIN)/python -m pytest -m "not soak" -q

@@ -25,7 +25,7 @@ def backoff_delay(
     """
     if attempt < 1:
         raise ValueError("attempt is 1-based")
-    ceiling = min(cap, base * (2 ** min(attempt - 1, 62)))
+    ceiling: float = min(cap, base * (2 ** min(attempt - 1, 62)))
     r = (rand or random).random()
     return ceiling / 2 + r * ceiling / 2
 

@@ -54,6 +54,9 @@ class FrameDecoder(Generic[T]):
                 start = pos + L.HEADER_SIZE
                 out.append(self._decode(view[start : start + size]))
                 pos = start + size
+        except ProtocolError:
+            pos = end  # the stream cannot be trusted past a bad frame
+            raise
         finally:
             view.release()
         if pos:
@@ -64,13 +67,28 @@ class FrameDecoder(Generic[T]):
         try:
             return self._decoder.decode(body)
         except msgspec.ValidationError as exc:
-            raise ProtocolError(f"invalid message: {exc}") from None
+            raise ProtocolError(_explain(body, exc)) from None
         except msgspec.DecodeError as exc:
             raise ProtocolError(f"malformed frame: {exc}") from None
 
     @property
     def buffered(self) -> int:
         return len(self._buf)
+
+
+_any = msgspec.msgpack.Decoder()
+
+
+def _explain(body: memoryview, exc: msgspec.ValidationError) -> str:
+    """Say 'not valid here' for a known message of another role, else what is wrong."""
+    try:
+        raw = _any.decode(body)
+    except msgspec.DecodeError:
+        raw = None
+    tag = raw[0] if isinstance(raw, list) and raw and isinstance(raw[0], str) else None
+    if tag is not None and tag in m.ALL_TAGS and str(exc).startswith("Invalid value"):
+        return f"message {tag!r} is not accepted here"
+    return f"invalid message: {exc}"
 
 
 def client_side(max_frame: int = 64 * L.MAX_FRAME) -> FrameDecoder[Any]:

@@ -25,7 +25,7 @@ class Base(msgspec.Struct, frozen=True, array_like=True, tag_field="t", omit_def
 # -- handshake (both ports) -------------------------------------------------------------
 
 
-class Hello(Base, tag="hello"):
+class Hello(Base, frozen=True, tag="hello"):
     role: str  # "client" or "worker"
     version: int
     token: str | None = None
@@ -36,14 +36,14 @@ class Hello(Base, tag="hello"):
     info: dict[str, str | int | float] = {}
 
 
-class Welcome(Base, tag="welcome"):
+class Welcome(Base, frozen=True, tag="welcome"):
     version: int
     server: str
     lease: float = 30.0
     max_frame: int = L.MAX_FRAME
 
 
-class Error(Base, tag="error"):
+class Error(Base, frozen=True, tag="error"):
     req: int
     code: str
     message: str
@@ -52,23 +52,23 @@ class Error(Base, tag="error"):
 # -- client requests --------------------------------------------------------------------
 
 
-class Submit(Base, tag="submit"):
+class Submit(Base, frozen=True, tag="submit"):
     req: ReqId
     jobs: Annotated[list[JobSpec], Meta(min_length=1, max_length=L.MAX_BATCH)]
 
 
-class Get(Base, tag="get"):
+class Get(Base, frozen=True, tag="get"):
     req: ReqId
     id: JobId
 
 
-class Wait(Base, tag="wait"):
+class Wait(Base, frozen=True, tag="wait"):
     req: ReqId
     id: JobId
     timeout: Seconds
 
 
-class ListJobs(Base, tag="list"):
+class ListJobs(Base, frozen=True, tag="list"):
     req: ReqId
     state: str | None = None
     queue: Name | None = None
@@ -76,33 +76,33 @@ class ListJobs(Base, tag="list"):
     before: JobId | None = None
 
 
-class Cancel(Base, tag="cancel"):
+class Cancel(Base, frozen=True, tag="cancel"):
     req: ReqId
     id: JobId
 
 
-class GetStats(Base, tag="stats"):
+class GetStats(Base, frozen=True, tag="stats"):
     req: ReqId
 
 
-class ListWorkers(Base, tag="workers"):
+class ListWorkers(Base, frozen=True, tag="workers"):
     req: ReqId
 
 
 # -- replies to clients -----------------------------------------------------------------
 
 
-class Submitted(Base, tag="submitted"):
+class Submitted(Base, frozen=True, tag="submitted"):
     req: int
     ids: list[int]
 
 
-class JobReply(Base, tag="job"):
+class JobReply(Base, frozen=True, tag="job"):
     req: int
     job: Job
 
 
-class JobList(Base, tag="jobs"):
+class JobList(Base, frozen=True, tag="jobs"):
     req: int
     jobs: list[Job]
 
@@ -117,12 +117,12 @@ class WorkerInfo(msgspec.Struct, frozen=True):
     info: dict[str, str | int | float] = {}
 
 
-class WorkerList(Base, tag="workerlist"):
+class WorkerList(Base, frozen=True, tag="workerlist"):
     req: int
     workers: list[WorkerInfo]
 
 
-class StatsReply(Base, tag="statsreply"):
+class StatsReply(Base, frozen=True, tag="statsreply"):
     req: int
     stats: dict[str, Any]
 
@@ -130,24 +130,24 @@ class StatsReply(Base, tag="statsreply"):
 # -- worker port ------------------------------------------------------------------------
 
 
-class Assign(Base, tag="assign"):
+class Assign(Base, frozen=True, tag="assign"):
     jobs: list[Assignment]
 
 
-class Report(Base, tag="report"):
+class Report(Base, frozen=True, tag="report"):
     seq: Annotated[int, Meta(ge=0)]
     outcomes: Annotated[list[Outcome], Meta(max_length=L.MAX_CONCURRENCY)]
 
 
-class Reported(Base, tag="reported"):
+class Reported(Base, frozen=True, tag="reported"):
     seq: int
 
 
-class Heartbeat(Base, tag="heartbeat"):
+class Heartbeat(Base, frozen=True, tag="heartbeat"):
     running: Annotated[list[tuple[JobId, int]], Meta(max_length=L.MAX_CONCURRENCY)]
 
 
-class CancelJobs(Base, tag="canceljobs"):
+class CancelJobs(Base, frozen=True, tag="canceljobs"):
     ids: list[int]
 
 
@@ -161,6 +161,13 @@ TO_BROKER_CLIENT: Final = Hello | ClientRequest
 TO_BROKER_WORKER: Final = Hello | WorkerMessage
 TO_CLIENT: Final = Welcome | ClientReply
 TO_WORKER: Final = Welcome | BrokerToWorker
+
+ALL_TAGS: Final = frozenset(
+    cls.__struct_config__.tag
+    for cls in (Hello, Welcome, Error, Submit, Get, Wait, ListJobs, Cancel, GetStats)
+    + (ListWorkers, Submitted, JobReply, JobList, WorkerList, StatsReply, Assign, Report)
+    + (Reported, Heartbeat, CancelJobs)
+)
 
 __all__ = [
     "Assign",

@@ -137,7 +137,9 @@ class SqliteStore:
     ) -> list[Assignment]:
         if limit <= 0 or not queues:
             return []
-        return await self._write(partial(self._claim, worker, list(queues), limit, now, lease_until))
+        return await self._write(
+            partial(self._claim, worker, list(queues), limit, now, lease_until)
+        )
 
     def _claim(
         self,
@@ -254,7 +256,9 @@ class SqliteStore:
         if before is None:
             raise UnknownJob.for_id(job_id)
         if conn.execute(self._q["cancel"], (now, job_id)).rowcount != 1:
-            raise IllegalTransition(f"job {job_id} is already {before.state} and cannot be cancelled")
+            raise IllegalTransition(
+                f"job {job_id} is already {before.state} and cannot be cancelled"
+            )
         return before
 
     # -- queries -----------------------------------------------------------------------

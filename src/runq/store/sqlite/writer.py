@@ -24,7 +24,9 @@ MAX_GROUP = 2_000  # operations in one transaction
 
 
 class Writer:
-    def __init__(self, connect: Callable[[], sqlite3.Connection], name: str = "runq-sqlite") -> None:
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], name: str = "runq-sqlite"
+    ) -> None:
         self._connect = connect
         self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self._ready = threading.Event()

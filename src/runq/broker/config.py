@@ -1,0 +1,23 @@
+"""Broker settings, frozen and read once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runq.protocol import limits as L
+
+DEFAULT_CLIENT_PORT = 1209
+DEFAULT_WORKER_PORT = 1205
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_CLIENT_PORT
+    worker_port: int = DEFAULT_WORKER_PORT
+    lease: float = 30.0  # seconds a worker holds a job without a heartbeat
+    max_frame: int = L.MAX_FRAME
+    claim_batch: int = 500  # most jobs claimed for one worker in one query
+    promote_every: float = 0.25  # seconds between promotions of scheduled jobs
+    sweep_every: float = 1.0  # seconds between lease-expiry sweeps
+    handshake_timeout: float = 10.0

@@ -1,0 +1,128 @@
+"""Dispatch: claim ready jobs for workers with free capacity and push them out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from runq.model import Assignment
+from runq.protocol import messages as m
+
+if TYPE_CHECKING:
+    from runq.broker.connection import Connection
+    from runq.broker.server import Broker
+
+log = logging.getLogger("runq.broker")
+
+
+@dataclass(eq=False)
+class WorkerSession:
+    """A connected worker: what it serves, how much it can take, what it runs."""
+
+    id: str
+    conn: Connection
+    queues: list[str]
+    concurrency: int
+    connected_at: float
+    info: dict[str, str | int | float] = field(default_factory=dict)
+    inflight: dict[int, int] = field(default_factory=dict)  # job id -> fence
+    done: int = 0
+    closed: bool = False
+
+    @property
+    def free(self) -> int:
+        return self.concurrency - len(self.inflight)
+
+    def assign(self, jobs: list[Assignment]) -> None:
+        for job in jobs:
+            self.inflight[job.id] = job.fence
+        self.conn.send(m.Assign(jobs))
+
+    def describe(self) -> m.WorkerInfo:
+        return m.WorkerInfo(
+            self.id,
+            self.queues,
+            self.concurrency,
+            len(self.inflight),
+            self.done,
+            self.connected_at,
+            self.info,
+        )
+
+
+class Dispatcher:
+    """One loop: on each wake-up, claim for every worker that has room, in one round.
+
+    Queues known to be empty are skipped until something puts a job in them (a submit,
+    a promotion, a requeue). A version number per queue keeps a claim that raced with a
+    submit from marking the queue empty after the submit's wake-up.
+    """
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.sessions: dict[str, WorkerSession] = {}
+        self._wake = asyncio.Event()
+        self._empty: set[str] = set()
+        self._version: dict[str, int] = {}
+
+    def wake(self, queues: Iterable[str] | None = None) -> None:
+        if queues is not None:
+            for q in queues:
+                self._empty.discard(q)
+                self._version[q] = self._version.get(q, 0) + 1
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatch round failed; retrying shortly")
+                await asyncio.sleep(0.5)
+                self._wake.set()
+
+    def _hungry(self) -> list[WorkerSession]:
+        return [
+            s
+            for s in self.sessions.values()
+            if s.free > 0 and not s.closed and any(q not in self._empty for q in s.queues)
+        ]
+
+    async def _round(self) -> None:
+        sessions = self._hungry()
+        if not sessions:
+            return
+        broker = self.broker
+        now = broker.clock()
+        lease_until = now + broker.config.lease
+        batch = broker.config.claim_batch
+        versions = [{q: self._version.get(q, 0) for q in s.queues} for s in sessions]
+        asks = [min(s.free, batch) for s in sessions]
+        claims = await asyncio.gather(
+            *(
+                broker.store.claim(s.id, s.queues, n, now, lease_until)
+                for s, n in zip(sessions, asks, strict=True)
+            )
+        )
+        for session, asked, jobs, seen in zip(sessions, asks, claims, versions, strict=True):
+            if jobs:
+                self._deliver(session, jobs)
+            if len(jobs) < asked:
+                self._empty.update(q for q, v in seen.items() if self._version.get(q, 0) == v)
+            else:
+                self._wake.set()  # it may have room for more
+
+    def _deliver(self, session: WorkerSession, jobs: list[Assignment]) -> None:
+        if session.closed:
+            # The worker left while we claimed: give the jobs straight back.
+            self.broker.spawn(self.broker.requeue_worker(session.id))
+            return
+        session.assign(jobs)
+        self.broker.counters["started"] += len(jobs)

@@ -1,0 +1,48 @@
+"""Periodic duties. Each ``run_*`` takes ``now`` so tests can drive it with a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runq.broker.server import Broker
+
+log = logging.getLogger("runq.broker")
+
+
+class Duties:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    async def promote(self, now: float) -> int:
+        """Scheduled jobs whose time has come become queued."""
+        queues = await self.broker.store.promote_scheduled(now)
+        if queues:
+            self.broker.dispatcher.wake(queues)
+        return len(queues)
+
+    async def expire_leases(self, now: float) -> int:
+        """Running jobs whose lease ran out go back to the queue (or fail, out of tries)."""
+        queues = await self.broker.store.requeue_expired(now)
+        if queues:
+            log.warning("leases expired in queues %s: jobs re-queued", ",".join(sorted(queues)))
+            self.broker.dispatcher.wake(queues)
+        return len(queues)
+
+    async def run(self) -> None:
+        cfg = self.broker.config
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
+        while True:
+            try:
+                await self.promote(self.broker.clock())
+                if loop.time() >= next_sweep:
+                    await self.expire_leases(self.broker.clock())
+                    next_sweep = loop.time() + cfg.sweep_every
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("periodic duty failed: %s", exc)
+            await asyncio.sleep(cfg.promote_every)

@@ -1,0 +1,243 @@
+"""The broker: owns the store, the two listening ports, the dispatcher and its duties."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import Any
+
+from runq.broker import handlers
+from runq.broker.config import BrokerConfig
+from runq.broker.connection import Connection, Handler
+from runq.broker.dispatch import Dispatcher, WorkerSession
+from runq.broker.duties import Duties
+from runq.clock import Clock, system_clock
+from runq.errors import AuthError, ProtocolError, UnknownJob
+from runq.model import Job, JobState, Outcome
+from runq.protocol import limits as L
+from runq.protocol import messages as m
+from runq.store.base import ReportResult, Store
+
+log = logging.getLogger("runq.broker")
+SERVER_NAME = "runq"
+
+
+class Broker:
+    def __init__(self, store: Store, config: BrokerConfig, clock: Clock = system_clock) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.dispatcher = Dispatcher(self)
+        self.duties = Duties(self)
+        self.connections: set[Connection] = set()
+        self.handlers: dict[type, Handler] = {
+            **handlers.CLIENT_HANDLERS,
+            **handlers.WORKER_HANDLERS,
+        }
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.started_at = clock()
+        self.stopping = False
+        self.client_port = 0
+        self.worker_port = 0
+        self._waiters: dict[int, set[asyncio.Future[None]]] = {}
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._finished_times: collections.deque[tuple[float, int]] = collections.deque()
+
+    # -- life cycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        client = await loop.create_server(
+            lambda: Connection(self, "client"), cfg.host, cfg.port, reuse_address=True
+        )
+        worker = await loop.create_server(
+            lambda: Connection(self, "worker"), cfg.host, cfg.worker_port, reuse_address=True
+        )
+        self._servers = [client, worker]
+        self.client_port = client.sockets[0].getsockname()[1]
+        self.worker_port = worker.sockets[0].getsockname()[1]
+        self.spawn(self.dispatcher.run())
+        self.spawn(self.duties.run())
+        self.dispatcher.wake()
+        log.info(
+            "broker listening on %s: clients on %d, workers on %d",
+            cfg.host,
+            self.client_port,
+            self.worker_port,
+        )
+
+    async def stop(self) -> None:
+        """Stop taking work, close every connection and the store."""
+        if self.stopping:
+            return
+        self.stopping = True
+        for server in self._servers:
+            server.close()
+        for conn in list(self.connections):
+            conn.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+        await self.store.close()
+        log.info("broker stopped")
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed: %r", task.exception())
+
+    # -- handshake ---------------------------------------------------------------------
+
+    async def hello(self, conn: Connection, msg: m.Hello) -> None:
+        if msg.version != L.PROTOCOL_VERSION:
+            raise ProtocolError(
+                f"protocol version {msg.version} is not supported (this broker speaks"
+                f" {L.PROTOCOL_VERSION})"
+            )
+        if msg.role != conn.role:
+            conn.fail(0, AuthError(f"this port serves {conn.role}s, not {msg.role}s"))
+            return
+        welcome = m.Welcome(
+            L.PROTOCOL_VERSION, SERVER_NAME, self.config.lease, self.config.max_frame
+        )
+        if conn.role == "worker":
+            await self._worker_hello(conn, msg)
+        conn.greeted_as()
+        conn.send(welcome)
+
+    async def _worker_hello(self, conn: Connection, msg: m.Hello) -> None:
+        if not msg.worker_id:
+            raise ProtocolError("a worker's hello must carry its worker_id")
+        if msg.worker_id in self.dispatcher.sessions:
+            raise ProtocolError(f"a worker with id {msg.worker_id!r} is already connected")
+        queues = list(dict.fromkeys(msg.queues or ["default"]))
+        session = WorkerSession(
+            msg.worker_id, conn, queues, msg.concurrency, self.clock(), msg.info
+        )
+        conn.session = session
+        self.dispatcher.sessions[session.id] = session
+        log.info("worker %s connected from %s (queues %s)", session.id, conn.peer, ",".join(queues))
+        if msg.running:
+            lease_until = self.clock() + self.config.lease
+            lost = set(await self.store.extend_leases(session.id, msg.running, lease_until))
+            session.inflight.update((i, f) for i, f in msg.running if i not in lost)
+            if lost:
+                conn.send(m.CancelJobs(sorted(lost)))
+        self.dispatcher.wake()
+
+    def worker_gone(self, session: WorkerSession) -> None:
+        session.closed = True
+        if self.dispatcher.sessions.get(session.id) is session:
+            del self.dispatcher.sessions[session.id]
+        log.info("worker %s disconnected", session.id)
+        if not self.stopping:
+            self.spawn(self.requeue_worker(session.id))
+
+    async def requeue_worker(self, worker_id: str) -> None:
+        if worker_id in self.dispatcher.sessions:
+            return  # it came back already and holds its jobs again
+        queues = await self.store.requeue_worker(worker_id, self.clock())
+        if queues:
+            log.info("re-queued the jobs of worker %s", worker_id)
+            self.dispatcher.wake(queues)
+
+    def stop_running(self, worker_id: str, ids: Sequence[int]) -> None:
+        session = self.dispatcher.sessions.get(worker_id)
+        if session is not None:
+            for job_id in ids:
+                session.inflight.pop(job_id, None)
+            session.conn.send(m.CancelJobs(list(ids)))
+            self.dispatcher.wake()
+
+    # -- completion and waiting --------------------------------------------------------
+
+    def count_report(self, outcomes: Sequence[Outcome], res: ReportResult) -> None:
+        accepted = set(res.accepted)
+        ok = sum(1 for o in outcomes if o.ok and o.id in accepted)
+        self.counters["succeeded"] += ok
+        self.counters["failed_attempts"] += len(accepted) - ok
+        self.counters["stale_reports"] += len(res.stale)
+        if res.stale:
+            log.warning("refused %d stale report(s): %s", len(res.stale), res.stale[:10])
+        if res.finished:
+            self._finished_times.append((time.monotonic(), len(res.finished)))
+            self.job_finished(res.finished)
+
+    def job_finished(self, ids: Iterable[int]) -> None:
+        for job_id in ids:
+            for fut in self._waiters.pop(job_id, ()):
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def wait_for(self, job_id: int, timeout: float) -> Job:
+        """The job once it has finished, or as it is when ``timeout`` runs out."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job_id, set()).add(fut)
+        try:
+            job = await self.store.get(job_id)
+            if job is None:
+                raise UnknownJob.for_id(job_id)
+            if job.finished or timeout <= 0:
+                return job
+            try:
+                await asyncio.wait_for(fut, timeout)
+            except TimeoutError:
+                pass
+            job = await self.store.get(job_id)
+            assert job is not None
+            return job
+        finally:
+            waiters = self._waiters.get(job_id)
+            if waiters is not None:
+                waiters.discard(fut)
+                if not waiters:
+                    del self._waiters[job_id]
+
+    # -- stats -------------------------------------------------------------------------
+
+    def throughput(self, window: float = 10.0) -> float:
+        now = time.monotonic()
+        times = self._finished_times
+        while times and times[0][0] < now - window:
+            times.popleft()
+        if not times:
+            return 0.0
+        span = max(min(window, now - self.started_mono), 1e-3)
+        return sum(n for _, n in times) / span
+
+    @property
+    def started_mono(self) -> float:
+        return time.monotonic() - (self.clock() - self.started_at)
+
+    async def stats(self) -> dict[str, Any]:
+        by_queue = await self.store.counts()
+        totals = {str(s): 0 for s in JobState}
+        for states in by_queue.values():
+            for state, n in states.items():
+                totals[state] = totals.get(state, 0) + n
+        done = totals["succeeded"] + totals["failed"]
+        sessions = self.dispatcher.sessions.values()
+        return {
+            "jobs": totals,
+            "queues": by_queue,
+            "processed": done,
+            "success_rate": round(totals["succeeded"] / done, 4) if done else None,
+            "workers": len(self.dispatcher.sessions),
+            "worker_slots": sum(s.concurrency for s in sessions),
+            "busy_slots": sum(len(s.inflight) for s in sessions),
+            "throughput": round(self.throughput(), 1),
+            "since_start": dict(self.counters),
+            "uptime": round(self.clock() - self.started_at, 1),
+        }

@@ -1,0 +1,226 @@
+"""AsyncClient: submit jobs and ask about them over the native protocol.
+
+Single ``submit`` calls made in the same turn of the event loop travel as one SUBMIT
+batch, so pipelined submits cost about what ``submit_many`` costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from runq.client.transport import DEFAULT_PORT, Transport, parse_server
+from runq.errors import InvalidArguments, RunqError, Timeout
+from runq.model import Job, JobSpec, JobState
+from runq.model.spec import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE
+from runq.protocol import limits as L
+from runq.protocol import messages as m
+
+WAIT_SLICE = 30.0  # seconds one WAIT request may block on the broker
+
+
+class JobFailed(RunqError):
+    """The job ended failed or cancelled; ``job`` says how."""
+
+    code = "job_failed"
+
+    def __init__(self, job: Job) -> None:
+        err = job.error
+        why = f"{err.code}: {err.message}" if err else str(job.state)
+        super().__init__(f"job {job.id} {job.state}: {why}")
+        self.job = job
+
+
+def spec(
+    task: str,
+    *args: Any,
+    kwargs: Mapping[str, Any] | None = None,
+    queue: str = DEFAULT_QUEUE,
+    priority: int = 0,
+    delay: float | None = None,
+    run_at: float | None = None,
+    retries: int | None = None,
+    timeout: float | None = None,
+    key: str | None = None,
+) -> JobSpec:
+    """A validated JobSpec; ``retries`` is the number of tries after the first."""
+    raw = {
+        "task": task,
+        "args": list(args),
+        "kwargs": dict(kwargs or {}),
+        "queue": queue,
+        "priority": priority,
+        "delay": delay,
+        "run_at": run_at,
+        "max_attempts": DEFAULT_MAX_ATTEMPTS if retries is None else retries + 1,
+        "timeout": timeout,
+        "key": key,
+    }
+    return to_spec(raw)
+
+
+def to_spec(raw: Mapping[str, Any] | JobSpec) -> JobSpec:
+    if isinstance(raw, JobSpec):
+        raw = msgspec.structs.asdict(raw)
+    clean = {k: v for k, v in raw.items() if v is not None}
+    try:
+        return msgspec.convert(clean, JobSpec)
+    except msgspec.ValidationError as exc:
+        raise InvalidArguments(f"invalid job: {exc}") from None
+
+
+class AsyncClient:
+    def __init__(
+        self,
+        server: str = "127.0.0.1",
+        *,
+        token: str | None = None,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.host, self.port = parse_server(server, DEFAULT_PORT)
+        self._token = token
+        self._connect_timeout = connect_timeout
+        self._transport: Transport | None = None
+        self._lock = asyncio.Lock()
+        self._batch: list[JobSpec] = []
+        self._batch_futures: list[asyncio.Future[int]] = []
+
+    async def connect(self) -> AsyncClient:
+        await self._conn()
+        return self
+
+    async def _conn(self) -> Transport:
+        if self._transport is None or self._transport.closed:
+            async with self._lock:
+                if self._transport is None or self._transport.closed:
+                    self._transport = await Transport.open(
+                        self.host, self.port, self._token, self._connect_timeout
+                    )
+        return self._transport
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, build: Any) -> Any:
+        t = await self._conn()
+        req = t.next_id()
+        return await t.request(build(req), req)
+
+    # -- submitting --------------------------------------------------------------------
+
+    async def submit(self, task: str, *args: Any, **options: Any) -> int:
+        """Submit one job; returns its id once the broker has stored it."""
+        job = spec(task, *args, **options)
+        await self._conn()
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if not self._batch:
+            asyncio.get_running_loop().call_soon(self._send_batch)
+        self._batch.append(job)
+        self._batch_futures.append(fut)
+        return await fut
+
+    def _send_batch(self) -> None:
+        specs, futures = self._batch, self._batch_futures
+        self._batch, self._batch_futures = [], []
+        for start in range(0, len(specs), L.MAX_BATCH):
+            chunk = specs[start : start + L.MAX_BATCH]
+            futs = futures[start : start + L.MAX_BATCH]
+            asyncio.ensure_future(self._deliver(chunk, futs))
+
+    async def _deliver(self, specs: list[JobSpec], futures: list[asyncio.Future[int]]) -> None:
+        try:
+            ids = await self.submit_many(specs)
+        except BaseException as exc:
+            for fut in futures:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for fut, job_id in zip(futures, ids, strict=True):
+            if not fut.done():
+                fut.set_result(job_id)
+
+    async def submit_one(self, task: str, *args: Any, **options: Any) -> int:
+        """Submit one job in its own request (no coalescing): for blocking callers."""
+        job = spec(task, *args, **options)
+        reply = await self._call(lambda req: m.Submit(req, [job]))
+        job_id: int = reply.ids[0]
+        return job_id
+
+    async def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[int]:
+        """Submit many jobs in batches; each batch is committed before it is answered."""
+        specs = [to_spec(j) for j in jobs]
+        if not specs:
+            return []
+        ids: list[int] = []
+        for start in range(0, len(specs), L.MAX_BATCH):
+            chunk = specs[start : start + L.MAX_BATCH]
+            reply = await self._call(lambda req, c=chunk: m.Submit(req, c))
+            ids.extend(reply.ids)
+        return ids
+
+    # -- asking ------------------------------------------------------------------------
+
+    async def get(self, job_id: int) -> Job:
+        reply = await self._call(lambda req: m.Get(req, job_id))
+        job: Job = reply.job
+        return job
+
+    async def wait(self, job_id: int, timeout: float | None = None) -> Job:
+        """The job once it has finished; raises ``Timeout`` if ``timeout`` runs out."""
+        loop = asyncio.get_running_loop()
+        deadline = math.inf if timeout is None else loop.time() + timeout
+        while True:
+            left = deadline - loop.time()
+            piece = max(0.0, min(WAIT_SLICE, left))
+            reply = await self._call(lambda req, p=piece: m.Wait(req, job_id, p))
+            job: Job = reply.job
+            if job.finished:
+                return job
+            if loop.time() >= deadline:
+                raise Timeout(f"job {job_id} is still {job.state} after {timeout:g} s")
+
+    async def result(self, job_id: int, timeout: float | None = None) -> Any:
+        """The job's result once it succeeds; raises ``JobFailed`` if it does not."""
+        job = await self.wait(job_id, timeout)
+        if job.state is not JobState.SUCCEEDED:
+            raise JobFailed(job)
+        return job.result
+
+    async def cancel(self, job_id: int) -> Job:
+        reply = await self._call(lambda req: m.Cancel(req, job_id))
+        job: Job = reply.job
+        return job
+
+    async def list(
+        self,
+        state: str | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> list[Job]:
+        reply = await self._call(lambda req: m.ListJobs(req, state, queue, limit, before))
+        jobs: builtins.list[Job] = reply.jobs
+        return jobs
+
+    async def stats(self) -> dict[str, Any]:
+        reply = await self._call(lambda req: m.GetStats(req))
+        stats: dict[str, Any] = reply.stats
+        return stats
+
+    async def workers(self) -> builtins.list[m.WorkerInfo]:
+        reply = await self._call(lambda req: m.ListWorkers(req))
+        workers: builtins.list[m.WorkerInfo] = reply.workers
+        return workers

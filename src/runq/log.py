@@ -1,0 +1,16 @@
+"""Logging set-up for runq's long-running commands."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def setup(level: str = "INFO", name: str = "runq") -> logging.Logger:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("runq")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+    return logging.getLogger(name)

@@ -1,0 +1,92 @@
+"""Run a real broker (and workers) in your own tests: port 0, a temporary store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runq.broker import Broker, BrokerConfig
+from runq.client import AsyncClient
+from runq.clock import Clock, system_clock
+from runq.store.open import StoreConfig, open_store
+from runq.worker import Agent, WorkerConfig
+from runq.worker.executors.base import Executor
+
+
+@dataclass
+class RunningBroker:
+    broker: Broker
+    store_url: str
+    agents: list[Agent] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def client_address(self) -> str:
+        return f"127.0.0.1:{self.broker.client_port}"
+
+    @property
+    def worker_address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.broker.worker_port)
+
+    def client(self) -> AsyncClient:
+        return AsyncClient(self.client_address)
+
+    async def add_worker(
+        self,
+        concurrency: int = 4,
+        queues: Sequence[str] = ("default",),
+        executors: Sequence[Executor] = (),
+        worker_id: str | None = None,
+    ) -> Agent:
+        """Start a worker agent in this event loop and wait until it is connected."""
+        host, port = self.worker_address
+        config = WorkerConfig(host=host, port=port, queues=tuple(queues), concurrency=concurrency)
+        if worker_id is not None:
+            config = WorkerConfig(
+                host=host,
+                port=port,
+                queues=tuple(queues),
+                concurrency=concurrency,
+                worker_id=worker_id,
+            )
+        agent = Agent(config, executors)
+        self.agents.append(agent)
+        self._tasks.append(asyncio.ensure_future(agent.run()))
+        await asyncio.wait_for(agent.connected.wait(), 5)
+        return agent
+
+    async def stop_workers(self) -> None:
+        for agent in self.agents:
+            agent.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.agents.clear()
+        self._tasks.clear()
+
+
+@contextlib.asynccontextmanager
+async def run_broker(
+    port: int = 0,
+    worker_port: int = 0,
+    store_url: str | None = None,
+    lease: float = 30.0,
+    clock: Clock = system_clock,
+) -> AsyncIterator[RunningBroker]:
+    """A broker on 127.0.0.1 with a temporary SQLite store unless ``store_url`` is given."""
+    with tempfile.TemporaryDirectory(prefix="runq-test-") as tmp:
+        url = store_url or f"sqlite:///{Path(tmp) / 'runq.db'}"
+        store = open_store(StoreConfig(url=url))
+        config = BrokerConfig(port=port, worker_port=worker_port, lease=lease)
+        broker = Broker(store, config, clock=clock)
+        await broker.start()
+        running = RunningBroker(broker, url)
+        try:
+            yield running
+        finally:
+            await running.stop_workers()
+            await broker.stop()

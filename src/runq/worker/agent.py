@@ -1,0 +1,255 @@
+"""The worker agent: holds the broker connection, runs what arrives, reports back.
+
+Outcomes are batched: every outcome produced in one turn of the event loop goes out in
+one REPORT. Reports stay in ``unacked`` until the broker confirms their commit, and are
+sent again after a reconnect, so no result is lost when the broker restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runq.errors import ConnectionLost, ProtocolError, RunqError, Timeout, UnknownTask
+from runq.model import Assignment, Outcome
+from runq.protocol import codec
+from runq.protocol import limits as L
+from runq.protocol import messages as m
+from runq.worker.executors.base import Executor, error_info
+from runq.worker.executors.builtin import BuiltinExecutor
+
+log = logging.getLogger("runq.worker")
+
+
+def new_worker_id() -> str:
+    return f"w-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    host: str = "127.0.0.1"
+    port: int = 1205
+    worker_id: str = field(default_factory=new_worker_id)
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    token: str | None = None
+    reconnect_min: float = 0.05
+    reconnect_max: float = 5.0
+
+
+@dataclass(eq=False)
+class Running:
+    fence: int
+    task: asyncio.Task[Any] | None = None
+
+
+class Agent:
+    def __init__(self, config: WorkerConfig, executors: Sequence[Executor] = ()) -> None:
+        self.config = config
+        self.id = config.worker_id
+        self.executors: list[Executor] = [*executors, BuiltinExecutor()]
+        self.running: dict[int, Running] = {}
+        self.unacked: dict[int, list[Outcome]] = {}
+        self.done = 0
+        self.connected = asyncio.Event()
+        self._outbox: list[Outcome] = []
+        self._flush_scheduled = False
+        self._seq = 0
+        self._writer: asyncio.StreamWriter | None = None
+        self._lease = 30.0
+        self._stopping = False
+
+    # -- connection life -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until ``stop()``; reconnect with back-off whenever the broker goes away."""
+        delay = self.config.reconnect_min
+        while not self._stopping:
+            try:
+                await self._session()
+                delay = self.config.reconnect_min
+            except (OSError, ConnectionLost, asyncio.IncompleteReadError) as exc:
+                log.info(
+                    "worker %s: broker unreachable (%s); retrying in %.2fs", self.id, exc, delay
+                )
+            except RunqError as exc:
+                log.error("worker %s: broker refused us: %s", self.id, exc.message)
+            if self._stopping:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.config.reconnect_max)
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._writer is not None:
+            self._writer.close()
+
+    async def _session(self) -> None:
+        reader, writer = await asyncio.open_connection(self.config.host, self.config.port)
+        with contextlib.suppress(OSError):
+            writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        decoder = codec.worker_side()
+        try:
+            writer.write(codec.encode(self._hello()))
+            welcome = await self._welcome(reader, decoder)
+            self._lease = welcome.lease
+            self._writer = writer
+            self.connected.set()
+            log.info("worker %s connected to %s:%d", self.id, self.config.host, self.config.port)
+            self._resend()
+            beat = asyncio.ensure_future(self._heartbeats())
+            try:
+                await self._read(reader, decoder)
+            finally:
+                beat.cancel()
+        finally:
+            self._writer = None
+            self.connected.clear()
+            writer.close()
+
+    def _hello(self) -> m.Hello:
+        reported = {o.id for batch in self.unacked.values() for o in batch}
+        reported.update(o.id for o in self._outbox)
+        running = [(i, r.fence) for i, r in self.running.items() if i not in reported]
+        return m.Hello(
+            role="worker",
+            version=L.PROTOCOL_VERSION,
+            token=self.config.token,
+            worker_id=self.id,
+            queues=list(self.config.queues),
+            concurrency=self.config.concurrency,
+            running=running,
+            info={"pid": os.getpid(), "host": socket.gethostname()},
+        )
+
+    async def _welcome(self, reader: asyncio.StreamReader, decoder: Any) -> m.Welcome:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionLost("the broker closed the connection during the handshake")
+            for msg in decoder.feed(data):
+                if isinstance(msg, m.Welcome):
+                    return msg
+                if isinstance(msg, m.Error):
+                    raise ProtocolError(f"{msg.code}: {msg.message}")
+                raise ProtocolError(f"unexpected {type(msg).__name__} before welcome")
+
+    async def _read(self, reader: asyncio.StreamReader, decoder: Any) -> None:
+        while True:
+            data = await reader.read(262144)
+            if not data:
+                raise ConnectionLost("the broker closed the connection")
+            for msg in decoder.feed(data):
+                self._handle(msg)
+
+    def _handle(self, msg: Any) -> None:
+        if isinstance(msg, m.Assign):
+            for job in msg.jobs:
+                self._start(job)
+        elif isinstance(msg, m.Reported):
+            self.unacked.pop(msg.seq, None)
+        elif isinstance(msg, m.CancelJobs):
+            self._cancel(msg.ids)
+        elif isinstance(msg, m.Error):
+            log.error("worker %s: broker error %s: %s", self.id, msg.code, msg.message)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 5)
+            running = [(i, r.fence) for i, r in self.running.items()]
+            if running:
+                self._send(m.Heartbeat(running))
+
+    # -- running jobs --------------------------------------------------------------------
+
+    def _executor(self, task: str) -> Executor | None:
+        for executor in self.executors:
+            if executor.knows(task):
+                return executor
+        return None
+
+    def _start(self, job: Assignment) -> None:
+        if job.id in self.running:
+            return  # already running it (assigned again after a reconnect)
+        executor = self._executor(job.task)
+        if executor is None:
+            self._finish(job, exc=UnknownTask(f"no task named {job.task!r} on worker {self.id}"))
+            return
+        try:
+            value = executor.start(job)
+        except Exception as exc:
+            self._finish(job, exc=exc)
+            return
+        if not inspect.isawaitable(value):
+            self._finish(job, result=value)
+            return
+        entry = Running(job.fence)
+        self.running[job.id] = entry
+        entry.task = asyncio.ensure_future(self._await(job, value))
+
+    async def _await(self, job: Assignment, value: Any) -> None:
+        try:
+            async with asyncio.timeout(job.timeout):
+                result = await value
+        except asyncio.CancelledError:
+            self.running.pop(job.id, None)
+            raise
+        except TimeoutError:
+            self._finish(job, exc=_timeout(job))
+        except Exception as exc:
+            self._finish(job, exc=exc)
+        else:
+            self._finish(job, result=result)
+
+    def _cancel(self, ids: list[int]) -> None:
+        for job_id in ids:
+            entry = self.running.pop(job_id, None)
+            if entry is not None and entry.task is not None:
+                entry.task.cancel()
+                log.info("worker %s: stopped job %d at the broker's request", self.id, job_id)
+
+    def _finish(
+        self, job: Assignment, result: Any = None, exc: BaseException | None = None
+    ) -> None:
+        self.running.pop(job.id, None)
+        if exc is None:
+            outcome = Outcome(job.id, job.fence, True, result)
+        else:
+            outcome = Outcome(job.id, job.fence, False, None, error_info(exc))
+        self._outbox.append(outcome)
+        self.done += 1
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._outbox or self._writer is None:
+            return
+        outcomes, self._outbox = self._outbox, []
+        self._seq += 1
+        self.unacked[self._seq] = outcomes
+        self._send(m.Report(self._seq, outcomes))
+
+    def _resend(self) -> None:
+        for seq, outcomes in sorted(self.unacked.items()):
+            self._send(m.Report(seq, outcomes))
+        self._flush()
+
+    def _send(self, msg: Any) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(codec.encode(msg))
+
+
+def _timeout(job: Assignment) -> RunqError:
+    return Timeout(f"the job ran past its timeout of {job.timeout:g} s")

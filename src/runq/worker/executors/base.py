@@ -1,0 +1,37 @@
+"""The Executor protocol and the translation of exceptions into attempt errors."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from runq.errors import RunqError, TaskError
+from runq.model import Assignment, ErrorInfo
+
+MAX_TRACEBACK = 8 * 1024
+NON_RETRYABLE = frozenset({"unknown_task", "invalid_arguments", "permanent"})
+
+
+class Executor(Protocol):
+    def knows(self, task: str) -> bool:
+        """Whether this executor runs ``task``."""
+        ...
+
+    def start(self, job: Assignment) -> Any | Awaitable[Any]:
+        """Run ``job``: return its result, or an awaitable of it. Raise to fail."""
+        ...
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """An attempt error for ``exc``: our own errors keep their code, others are 'error'."""
+    if isinstance(exc, RunqError):
+        code = exc.code
+        message = exc.message
+    else:
+        code = "error"
+        message = f"{type(exc).__name__}: {exc}"
+    tb = None
+    if not isinstance(exc, TaskError):
+        tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
+    return ErrorInfo(code, message[:MAX_TRACEBACK], code not in NON_RETRYABLE, tb)
