@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import Coroutine, Iterable, Sequence
@@ -191,10 +192,8 @@ class Broker:
                 raise UnknownJob.for_id(job_id)
             if job.finished or timeout <= 0:
                 return job
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(fut, timeout)
-            except TimeoutError:
-                pass
             job = await self.store.get(job_id)
             assert job is not None
             return job

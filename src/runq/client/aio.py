@@ -89,6 +89,7 @@ class AsyncClient:
         self._lock = asyncio.Lock()
         self._batch: list[JobSpec] = []
         self._batch_futures: list[asyncio.Future[int]] = []
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def connect(self) -> AsyncClient:
         await self._conn()
@@ -138,7 +139,9 @@ class AsyncClient:
         for start in range(0, len(specs), L.MAX_BATCH):
             chunk = specs[start : start + L.MAX_BATCH]
             futs = futures[start : start + L.MAX_BATCH]
-            asyncio.ensure_future(self._deliver(chunk, futs))
+            task = asyncio.ensure_future(self._deliver(chunk, futs))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def _deliver(self, specs: list[JobSpec], futures: list[asyncio.Future[int]]) -> None:
         try:

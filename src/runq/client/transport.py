@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import socket
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -55,8 +56,10 @@ class Transport(asyncio.Protocol):
         except TimeoutError:
             raise ConnectionLost(f"no answer from a broker at {host}:{port}") from None
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise ConnectionLost(f"cannot reach a broker at {host}:{port}: {reason}") from None
+            reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            raise ConnectionLost(
+                f"cannot reach a broker at {host}:{port} ({reason}); is `runq server` running?"
+            ) from None
         return proto
 
     async def _handshake(self, token: str | None) -> None:
@@ -65,8 +68,7 @@ class Transport(asyncio.Protocol):
         await self._welcome
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):

@@ -15,6 +15,9 @@ class RetryPolicy:
         return backoff_delay(attempt, self.base, self.cap, rand)
 
 
+DEFAULT_RETRY = RetryPolicy()
+
+
 def backoff_delay(
     attempt: int, base: float = 1.0, cap: float = 300.0, rand: random.Random | None = None
 ) -> float:

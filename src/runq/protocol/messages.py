@@ -164,9 +164,11 @@ TO_WORKER: Final = Welcome | BrokerToWorker
 
 ALL_TAGS: Final = frozenset(
     cls.__struct_config__.tag
-    for cls in (Hello, Welcome, Error, Submit, Get, Wait, ListJobs, Cancel, GetStats)
-    + (ListWorkers, Submitted, JobReply, JobList, WorkerList, StatsReply, Assign, Report)
-    + (Reported, Heartbeat, CancelJobs)
+    for cls in (
+        *(Hello, Welcome, Error, Submit, Get, Wait, ListJobs, Cancel, GetStats, ListWorkers),
+        *(Submitted, JobReply, JobList, WorkerList, StatsReply, Assign, Report, Reported),
+        *(Heartbeat, CancelJobs),
+    )
 )
 
 __all__ = [
@@ -183,6 +185,7 @@ __all__ = [
     "Job",
     "JobList",
     "JobReply",
+    "JobSpec",
     "ListJobs",
     "ListWorkers",
     "Outcome",
@@ -190,7 +193,6 @@ __all__ = [
     "Reported",
     "StatsReply",
     "Submit",
-    "JobSpec",
     "Submitted",
     "Wait",
     "Welcome",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from runq.errors import ConfigError
 from runq.model import RetryPolicy
+from runq.model.retry import DEFAULT_RETRY
 from runq.store.base import Store
 
 
@@ -13,7 +14,7 @@ from runq.store.base import Store
 class StoreConfig:
     url: str = "sqlite:///runq.db"
     durability: str = "normal"  # "normal" survives process crashes, "full" power loss
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = DEFAULT_RETRY
 
 
 def sqlite_path(url: str) -> str:

@@ -19,6 +19,7 @@ from runq.errors import IllegalTransition, StoreError, UnknownJob
 from runq.model import Assignment, ErrorInfo, Job, JobSpec, JobState, Outcome, RetryPolicy
 from runq.model.job import TERMINAL_STATES
 from runq.model.policy import after_failure
+from runq.model.retry import DEFAULT_RETRY
 from runq.store.base import ReportResult
 from runq.store.migrate import migrate
 from runq.store.sqlite.writer import Writer
@@ -63,7 +64,7 @@ class SqliteStore:
         self,
         path: str,
         durability: str = "normal",
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         rand: random.Random | None = None,
     ) -> None:
         self.path = path
@@ -323,12 +324,6 @@ def _insert_row(s: JobSpec, now: float) -> tuple[Any, ...]:
 def _assignment(r: tuple[Any, ...]) -> Assignment:
     args, kwargs = _dec.decode(r[3])
     return Assignment(r[0], r[1], r[2], args, kwargs, r[4], r[5], r[6])
-
-
-_COLUMNS = (
-    "id task args queue priority state attempts max_attempts run_at timeout key result error "
-    "worker fence lease_until submitted_at started_at finished_at"
-).split()
 
 
 def _job(r: tuple[Any, ...]) -> Job:

@@ -8,6 +8,7 @@ The event loop never touches the disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -116,10 +117,8 @@ def _deliver(results: list[tuple[Item, Any, bool]]) -> None:
     for res in results:
         by_loop.setdefault(res[0][2], []).append(res)
     for loop, group in by_loop.items():
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed while we worked
             loop.call_soon_threadsafe(_resolve, group)
-        except RuntimeError:  # the loop closed while we worked
-            pass
 
 
 def _resolve(group: list[tuple[Item, Any, bool]]) -> None:

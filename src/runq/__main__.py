@@ -1,0 +1,3 @@
+from runq.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``runq`` command line."""

@@ -1,0 +1,94 @@
+"""What every command shares: server addresses, error handling, running async code."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from runq.client.transport import parse_server
+from runq.errors import ConfigError, RunqError
+
+T = TypeVar("T")
+CLIENT_PORT = 1209
+WORKER_PORT = 1205
+
+
+def server_option(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    port = CLIENT_PORT if role == "client" else WORKER_PORT
+    return click.option(
+        "--server",
+        "server",
+        default=None,
+        metavar="HOST[:PORT]",
+        help=f"Broker address (default: $RUNQ_SERVER or 127.0.0.1:{port}).",
+    )
+
+
+def address(server: str | None, role: str) -> tuple[str, int]:
+    """The broker address for ``role`` from ``--server``, then ``$RUNQ_SERVER``."""
+    text = server or os.environ.get("RUNQ_SERVER") or "127.0.0.1"
+    return parse_server(text, CLIENT_PORT if role == "client" else WORKER_PORT)
+
+
+def token() -> str | None:
+    return os.environ.get("RUNQ_TOKEN") or None
+
+
+def store_url(store: str | None) -> str:
+    return store or os.environ.get("RUNQ_STORE") or "sqlite:///runq.db"
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Print a runq error as one line and exit 1; never show a traceback to a user."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            fail(exc.message, 2)
+        except RunqError as exc:
+            fail(exc.message)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on uvloop when available."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def parse_csv(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def positive(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is not None and value <= 0:
+        raise click.BadParameter("must be greater than 0")
+    return value
+
+
+def non_negative(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is not None and value < 0:
+        raise click.BadParameter("must not be negative")
+    return value

@@ -1,0 +1,274 @@
+"""Job commands: submit, status, result, cancel, jobs."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+import click
+import msgspec
+
+from runq.cli.common import (
+    address,
+    fail,
+    handle_errors,
+    non_negative,
+    positive,
+    server_option,
+    token,
+)
+from runq.cli.render import error_text, job_dict, result_text, status_line, task_line, to_json
+from runq.client import Client
+from runq.client.aio import spec, to_spec
+from runq.errors import InvalidArguments, Timeout
+from runq.model import Job, JobSpec, JobState
+
+SEND_BATCH = 1000
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+def connect(server: str | None) -> Client:
+    host, port = address(server, "client")
+    return Client(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", token=token()).connect()
+
+
+def split_words(words: tuple[str, ...]) -> tuple[str, list[str]]:
+    """`submit wordcount a b` and `submit "wordcount a b"` both mean task + args."""
+    if len(words) == 1 and len(words[0].split()) > 1:
+        try:
+            words = tuple(shlex.split(words[0]))
+        except ValueError as exc:
+            raise InvalidArguments(f"cannot split {words[0]!r}: {exc}") from None
+    if not words:
+        raise click.UsageError("name a task to run, e.g. runq submit echo hello")
+    return words[0], list(words[1:])
+
+
+@click.command()
+@click.argument("words", nargs=-1)
+@server_option("client")
+@click.option("--queue", "-q", default="default", show_default=True)
+@click.option("--priority", "-p", default=0, type=int, help="Higher runs first.")
+@click.option(
+    "--delay",
+    type=float,
+    default=None,
+    callback=non_negative,
+    help="Seconds to wait before it may run.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 999),
+    default=None,
+    help="Tries after the first (default 2).",
+)
+@click.option(
+    "--timeout", type=float, default=None, callback=positive, help="Seconds an attempt may take."
+)
+@click.option("--key", default=None, help="Idempotency key: the same key returns the existing job.")
+@click.option(
+    "--wait", "wait_", is_flag=True, help="Wait, print the result; exit 1 if the job failed."
+)
+@click.option(
+    "--batch",
+    "batch",
+    type=click.File("r"),
+    default=None,
+    help="One job per line (TASK ARG... or JSON).",
+)
+@handle_errors
+def submit(
+    words: tuple[str, ...],
+    server: str | None,
+    queue: str,
+    priority: int,
+    delay: float | None,
+    retries: int | None,
+    timeout: float | None,
+    key: str | None,
+    wait_: bool,
+    batch: TextIO | None,
+) -> None:
+    """Submit a job: runq submit TASK [ARG...] (or "TASK ARG..." as one string)."""
+    options: dict[str, Any] = {"queue": queue, "priority": priority, "delay": delay}
+    options |= {"retries": retries, "timeout": timeout}
+    if batch is not None:
+        if words or key:
+            raise click.UsageError("--batch takes its jobs from the file; give no TASK or --key")
+        specs = read_batch(batch, options)
+        with connect(server) as client:
+            send_batch(client, specs)
+        return
+    task, args = split_words(words)
+    job = spec(task, *args, key=key, **options)
+    with connect(server) as client:
+        job_id = client.submit_many([job])[0]
+        if not wait_:
+            click.echo(f"Job ID: {job_id}")
+            return
+        done = client.wait(job_id)
+    show_result(done, as_json=False)
+
+
+def read_batch(stream: TextIO, options: dict[str, Any]) -> list[JobSpec]:
+    """Every line checked before anything is sent: a bad line submits nothing."""
+    specs = []
+    for number, line in _lines(stream):
+        try:
+            specs.append(_parse_line(line, options))
+        except (InvalidArguments, msgspec.DecodeError, ValueError) as exc:
+            text = exc.message if isinstance(exc, InvalidArguments) else str(exc)
+            raise InvalidArguments(f"line {number}: {text}") from None
+    if not specs:
+        raise InvalidArguments("the batch has no jobs")
+    return specs
+
+
+def _lines(stream: TextIO) -> Iterator[tuple[int, str]]:
+    for number, raw in enumerate(stream, 1):
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            yield number, line
+
+
+def _parse_line(line: str, options: dict[str, Any]) -> JobSpec:
+    if line.startswith("{"):
+        data = msgspec.json.decode(line)
+        if not isinstance(data, dict):
+            raise InvalidArguments("a JSON line must be an object")
+        if "retries" in data:
+            data["max_attempts"] = int(data.pop("retries")) + 1
+        merged = {k: v for k, v in options.items() if k != "retries" and v is not None}
+        if options.get("retries") is not None:
+            merged["max_attempts"] = options["retries"] + 1
+        return to_spec(merged | data)
+    words = shlex.split(line)
+    return spec(words[0], *words[1:], **options)
+
+
+def send_batch(client: Client, specs: list[JobSpec]) -> None:
+    ids: list[int] = []
+    chunks = [specs[i : i + SEND_BATCH] for i in range(0, len(specs), SEND_BATCH)]
+    if sys.stderr.isatty():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as progress:
+            bar = progress.add_task("submitting", total=len(specs))
+            for chunk in chunks:
+                ids += client.submit_many(chunk)
+                progress.advance(bar, len(chunk))
+    else:
+        for chunk in chunks:
+            ids += client.submit_many(chunk)
+    click.echo(f"Submitted {len(ids)} jobs: first ID {ids[0]}, last ID {ids[-1]}")
+
+
+@click.command()
+@click.argument("job_id", type=click.IntRange(1))
+@server_option("client")
+@json_option
+@handle_errors
+def status(job_id: int, server: str | None, as_json: bool) -> None:
+    """Show where a job is: state, worker, attempts, times."""
+    with connect(server) as client:
+        job = client.get(job_id)
+    click.echo(to_json(job_dict(job)) if as_json else status_line(job))
+
+
+@click.command()
+@click.argument("job_id", type=click.IntRange(1))
+@server_option("client")
+@click.option("--wait", "wait_", is_flag=True, help="Wait for the job to finish.")
+@click.option(
+    "--timeout", type=float, default=None, callback=positive, help="Seconds to wait at most."
+)
+@json_option
+@handle_errors
+def result(
+    job_id: int, server: str | None, wait_: bool, timeout: float | None, as_json: bool
+) -> None:
+    """Print a job's result (exit 1 if it failed or was cancelled)."""
+    with connect(server) as client:
+        if wait_ or timeout is not None:
+            try:
+                job = client.wait(job_id, timeout)
+            except Timeout as exc:
+                fail(exc.message)
+        else:
+            job = client.get(job_id)
+    show_result(job, as_json)
+
+
+def show_result(job: Job, as_json: bool) -> None:
+    if as_json:
+        keys = ("id", "task", "args", "kwargs", "state", "result", "error", "attempts")
+        data = job_dict(job)
+        click.echo(to_json({k: data[k] for k in keys}))
+    elif job.state is JobState.SUCCEEDED:
+        click.echo(result_text(job.result))
+    elif job.state is JobState.FAILED:
+        click.echo(
+            f"Job {job.id} failed after {job.attempts} attempt(s): {error_text(job)}", err=True
+        )
+    elif job.state is JobState.CANCELLED:
+        click.echo(f"Job {job.id} was cancelled", err=True)
+    else:
+        click.echo(f"Job {job.id} is {job.state}; input: {task_line(job)}")
+    if job.state in (JobState.FAILED, JobState.CANCELLED):
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("job_id", type=click.IntRange(1))
+@server_option("client")
+@json_option
+@handle_errors
+def cancel(job_id: int, server: str | None, as_json: bool) -> None:
+    """Cancel a job that has not finished."""
+    with connect(server) as client:
+        job = client.cancel(job_id)
+    click.echo(to_json(job_dict(job)) if as_json else f"Job {job.id}: cancelled")
+
+
+@click.command("jobs")
+@server_option("client")
+@click.option("--state", type=click.Choice([s.value for s in JobState]), default=None)
+@click.option("--queue", "-q", default=None)
+@click.option("--limit", "-n", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option(
+    "--before", type=click.IntRange(1), default=None, help="Only jobs with a smaller id (paging)."
+)
+@json_option
+@handle_errors
+def list_jobs(
+    server: str | None,
+    state: str | None,
+    queue: str | None,
+    limit: int,
+    before: int | None,
+    as_json: bool,
+) -> None:
+    """List jobs, newest first."""
+    with connect(server) as client:
+        found = client.list(state, queue, limit, before)
+    if as_json:
+        click.echo(to_json([job_dict(j) for j in found]))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("ID", "TASK", "QUEUE", "PRI", "STATE", "TRIES", "WORKER", box=None)
+    for job in found:
+        line = task_line(job)
+        table.add_row(
+            str(job.id),
+            line if len(line) <= 50 else line[:47] + "...",
+            job.queue,
+            str(job.priority),
+            str(job.state),
+            f"{job.attempts}/{job.max_attempts}",
+            job.worker or "-",
+        )
+    Console().print(table)

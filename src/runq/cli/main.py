@@ -1,0 +1,40 @@
+"""``runq``: the command line entry point."""
+
+from __future__ import annotations
+
+import click
+
+from runq.cli import admin, bench, jobs, serve
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="runq")
+def cli() -> None:
+    """runq: a durable, fast task queue.
+
+    Start everything on this machine with `runq up`, then submit jobs with
+    `runq submit TASK [ARG...]` and read them back with `runq status` and `runq result`.
+    """
+
+
+for command in (
+    serve.server,
+    serve.worker,
+    serve.up,
+    jobs.submit,
+    jobs.status,
+    jobs.result,
+    jobs.cancel,
+    jobs.list_jobs,
+    admin.workers,
+    admin.stats,
+    bench.bench,
+):
+    cli.add_command(command)
+cli.add_command(jobs.result, name="results")
+
+
+def main() -> None:
+    cli(prog_name="runq")

@@ -1,0 +1,73 @@
+"""How jobs, workers and stats look on a terminal and as JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import msgspec
+
+from runq.model import Job, JobState
+
+
+def to_json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.to_builtins(job)
+    data["state"] = str(job.state)
+    return data
+
+
+def ago(ts: float | None, now: float) -> str:
+    if ts is None:
+        return "?"
+    return f"{max(0.0, now - ts):.1f} s ago"
+
+
+def task_line(job: Job) -> str:
+    parts = [job.task, *(str(a) for a in job.args)]
+    parts += [f"{k}={v}" for k, v in job.kwargs.items()]
+    return " ".join(parts)
+
+
+def status_line(job: Job, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    attempt = f"attempt {job.attempts} of {job.max_attempts}"
+    s = job.state
+    if s is JobState.RUNNING:
+        return (
+            f"Job {job.id}: running on worker {job.worker}"
+            f" ({attempt}, started {ago(job.started_at, now)})"
+        )
+    if s is JobState.QUEUED:
+        since = ago(job.submitted_at, now)
+        return f"Job {job.id}: queued in {job.queue} ({attempt}, submitted {since})"
+    if s is JobState.SCHEDULED:
+        due = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.run_at))
+        return (
+            f"Job {job.id}: scheduled for {due} (in {max(0.0, job.run_at - now):.1f} s, {attempt})"
+        )
+    if s is JobState.SUCCEEDED:
+        took = (job.finished_at or 0) - (job.started_at or 0)
+        return (
+            f"Job {job.id}: succeeded on worker {job.worker}"
+            f" ({attempt}, ran {took:.3f} s, finished {ago(job.finished_at, now)})"
+        )
+    if s is JobState.FAILED:
+        return f"Job {job.id}: failed ({attempt}): {error_text(job)}"
+    return f"Job {job.id}: cancelled ({attempt}, {ago(job.finished_at, now)})"
+
+
+def error_text(job: Job) -> str:
+    if job.error is None:
+        return "no error recorded"
+    return f"{job.error.code}: {job.error.message}"
+
+
+def result_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,248 @@
+"""Long-running commands: ``runq server``, ``runq worker`` and ``runq up``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import click
+
+from runq import log as runq_log
+from runq.broker import Broker, BrokerConfig
+from runq.cli.common import (
+    address,
+    handle_errors,
+    parse_csv,
+    positive,
+    run,
+    server_option,
+    store_url,
+    token,
+)
+from runq.cli.console import Console
+from runq.store.open import StoreConfig, open_store
+from runq.worker import Agent, WorkerConfig
+
+broker_options = [
+    click.option(
+        "--store", default=None, help="sqlite:///PATH (default: $RUNQ_STORE or ./runq.db)."
+    ),
+    click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on."),
+    click.option(
+        "--port",
+        default=1209,
+        show_default=True,
+        type=click.IntRange(0, 65535),
+        help="Client port.",
+    ),
+    click.option(
+        "--worker-port",
+        default=1205,
+        show_default=True,
+        type=click.IntRange(0, 65535),
+        help="Worker port.",
+    ),
+    click.option(
+        "--durability",
+        type=click.Choice(["normal", "full"]),
+        default="normal",
+        show_default=True,
+        help="normal survives process crashes; full also survives power loss.",
+    ),
+    click.option(
+        "--lease-timeout",
+        "lease",
+        default=30.0,
+        show_default=True,
+        type=float,
+        callback=positive,
+        help="Seconds a worker holds a job without heartbeating.",
+    ),
+    click.option(
+        "--log-level", default="info", show_default=True, help="debug, info, warning or error."
+    ),
+]
+
+
+def with_broker_options(fn: Any) -> Any:
+    for option in reversed(broker_options):
+        fn = option(fn)
+    return fn
+
+
+def _broker(
+    store: str | None, host: str, port: int, worker_port: int, durability: str, lease: float
+) -> Broker:
+    config = BrokerConfig(host=host, port=port, worker_port=worker_port, lease=lease)
+    return Broker(open_store(StoreConfig(url=store_url(store), durability=durability)), config)
+
+
+def _announce(broker: Broker, store: str | None) -> None:
+    cfg = broker.config
+    click.echo(
+        f"runq broker listening: clients on {cfg.host}:{broker.client_port},"
+        f" workers on {cfg.host}:{broker.worker_port}, store {store_url(store)}",
+        err=True,
+    )
+
+
+async def _until_signal(console: bool, broker: Broker) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if console and sys.stdin.isatty():
+        Console(broker, stop).attach()
+    await stop.wait()
+
+
+@click.command()
+@with_broker_options
+@handle_errors
+def server(
+    store: str | None,
+    host: str,
+    port: int,
+    worker_port: int,
+    durability: str,
+    lease: float,
+    log_level: str,
+) -> None:
+    """Run a broker: clients connect on --port, workers on --worker-port.
+
+    On a terminal, type `stats` for statistics and `quit` to stop.
+    """
+    runq_log.setup(log_level)
+
+    async def main() -> None:
+        broker = _broker(store, host, port, worker_port, durability, lease)
+        await broker.start()
+        _announce(broker, store)
+        try:
+            await _until_signal(True, broker)
+        finally:
+            await broker.stop()
+
+    run(main())
+
+
+@click.command()
+@server_option("worker")
+@click.option(
+    "--queues", "-q", default="default", show_default=True, help="Queues to serve, comma-separated."
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=None,
+    callback=positive,
+    help="Jobs at once (default: CPU count).",
+)
+@click.option("--id", "worker_id", default=None, help="Worker id (default: a random w-xxxxxx).")
+@click.option("--log-level", default="info", show_default=True)
+@handle_errors
+def worker(
+    server: str | None, queues: str, concurrency: int | None, worker_id: str | None, log_level: str
+) -> None:
+    """Run a worker: connect to a broker and run the jobs it assigns."""
+    runq_log.setup(log_level)
+    host, port = address(server, "worker")
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "queues": parse_csv(queues) or ("default",),
+    }
+    if concurrency:
+        options["concurrency"] = concurrency
+    if worker_id:
+        options["worker_id"] = worker_id
+    agent = Agent(WorkerConfig(token=token(), **options))
+    click.echo(
+        f"runq worker {agent.id}: serving {','.join(agent.config.queues)} on {host}:{port}",
+        err=True,
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, agent.stop)
+        await agent.run()
+
+    run(main())
+
+
+@click.command()
+@with_broker_options
+@click.option(
+    "--workers", "-w", "n_workers", default=2, show_default=True, type=click.IntRange(0, 256)
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=None,
+    callback=positive,
+    help="Jobs at once per worker.",
+)
+@handle_errors
+def up(
+    store: str | None,
+    host: str,
+    port: int,
+    worker_port: int,
+    durability: str,
+    lease: float,
+    log_level: str,
+    n_workers: int,
+    concurrency: int | None,
+) -> None:
+    """Run a broker and local workers in one command. Ctrl-C stops all of it."""
+    runq_log.setup(log_level)
+
+    async def main() -> None:
+        broker = _broker(store, host, port, worker_port, durability, lease)
+        await broker.start()
+        _announce(broker, store)
+        procs = [_spawn_worker(broker, concurrency, log_level) for _ in range(n_workers)]
+        click.echo(f"runq up: {n_workers} worker(s) started; Ctrl-C stops everything", err=True)
+        try:
+            await _until_signal(True, broker)
+        finally:
+            await _stop_workers(procs)
+            await broker.stop()
+
+    run(main())
+
+
+def _spawn_worker(
+    broker: Broker, concurrency: int | None, log_level: str
+) -> subprocess.Popen[bytes]:
+    host = broker.config.host if broker.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    cmd = [sys.executable, "-m", "runq", "worker", "--server", f"{host}:{broker.worker_port}"]
+    cmd += ["--log-level", log_level]
+    if concurrency:
+        cmd += ["--concurrency", str(concurrency)]
+    # Own process group: a Ctrl-C on the terminal reaches `runq up`, which stops them.
+    return subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy()
+    )
+
+
+async def _stop_workers(procs: list[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    for proc in procs:
+        while proc.poll() is None and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
