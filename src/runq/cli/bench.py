@@ -55,9 +55,11 @@ def broker_process(tmp: Path, durability: str) -> Iterator[tuple[subprocess.Pope
         proc.wait(10)
 
 
-def start_workers(n: int, worker_port: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    n: int, worker_port: int, concurrency: int, queues: str = "default"
+) -> list[subprocess.Popen[bytes]]:
     cmd = [sys.executable, "-m", "runq", "worker", "--server", f"127.0.0.1:{worker_port}"]
-    cmd += ["--concurrency", str(concurrency), "--log-level", "warning"]
+    cmd += ["--concurrency", str(concurrency), "--queues", queues, "--log-level", "warning"]
     return [subprocess.Popen(cmd, stdin=subprocess.DEVNULL) for _ in range(n)]
 
 

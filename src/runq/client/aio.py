@@ -65,8 +65,10 @@ def spec(
 
 
 def to_spec(raw: Mapping[str, Any] | JobSpec) -> JobSpec:
+    """A JobSpec from a mapping, checked here; a JobSpec passes as it is (the broker
+    checks every job while it decodes the frame)."""
     if isinstance(raw, JobSpec):
-        raw = msgspec.structs.asdict(raw)
+        return raw
     clean = {k: v for k, v in raw.items() if v is not None}
     try:
         return msgspec.convert(clean, JobSpec)

@@ -121,6 +121,12 @@ class SqliteStore:
         return await self._write(partial(self._insert, rows))
 
     def _insert(self, rows: list[tuple[Any, ...]], conn: sqlite3.Connection) -> list[int]:
+        if all(row[8] is None for row in rows):
+            # No idempotency keys: one executemany, and the ids are the next ones in
+            # sequence (this thread is the only writer).
+            before = self._last_id(conn)
+            conn.executemany(self._q["insert"], rows)
+            return list(range(before + 1, before + 1 + len(rows)))
         ids: list[int] = []
         insert, by_key = self._q["insert"], self._q["id_by_key"]
         for row in rows:
@@ -130,6 +136,11 @@ class SqliteStore:
             else:  # idempotency key already used: answer with the existing job
                 ids.append(conn.execute(by_key, (row[8],)).fetchone()[0])
         return ids
+
+    @staticmethod
+    def _last_id(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
+        return 0 if row is None else int(row[0])
 
     # -- claim -------------------------------------------------------------------------
 

@@ -1,0 +1,22 @@
+"""`make bench`: the throughput/latency benchmark, then the queue-depth benchmark."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def main() -> int:
+    jobs = sys.argv[1] if len(sys.argv) > 1 else "100000"
+    print(f"== runq bench --jobs {jobs} --workers 2 --concurrency 50", flush=True)
+    cmd = [sys.executable, "-m", "runq", "bench", "--jobs", jobs, "--workers", "2"]
+    rc = subprocess.call([*cmd, "--concurrency", "50"])
+    print("== queue depth: broker memory and claim latency", flush=True)
+    return rc or subprocess.call([sys.executable, str(HERE / "depth.py")])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
