@@ -36,6 +36,7 @@ class Connection(asyncio.Protocol):
         self.peer = "?"
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._early: list[Any] | None = None  # messages that came in behind hello
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -73,17 +74,36 @@ class Connection(asyncio.Protocol):
     # -- routing -----------------------------------------------------------------------
 
     def _route(self, msg: Any) -> None:
+        if self._early is not None:  # hello is being served: keep what follows for after
+            self._early.append(msg)
+            return
         if not self.greeted:
             if not isinstance(msg, m.Hello):
                 self.fail(0, ProtocolError("the first message must be hello"))
                 return
-            self.spawn(self.broker.hello(self, msg), 0)
+            self._early = []
+            task = asyncio.ensure_future(self._greet(msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             return
         if isinstance(msg, m.Hello):
             self.fail(0, ProtocolError("hello was already sent on this connection"))
             return
         handler = self.broker.handlers[type(msg)]
         self.spawn(handler(self.broker, self, msg), getattr(msg, "req", 0))
+
+    async def _greet(self, msg: m.Hello) -> None:
+        """Serve hello; a refused hello closes the connection."""
+        try:
+            await self.broker.hello(self, msg)
+        except RunqError as exc:
+            self.fail(0, exc)
+            return
+        early, self._early = self._early or [], None
+        for queued in early:
+            if self.transport is None:
+                return
+            self._route(queued)
 
     def spawn(self, coro: Coroutine[Any, Any, None], req: int) -> None:
         task = asyncio.ensure_future(self._guard(coro, req))

@@ -25,11 +25,13 @@ class Duties:
 
     async def expire_leases(self, now: float) -> int:
         """Running jobs whose lease ran out go back to the queue (or fail, out of tries)."""
-        queues = await self.broker.store.requeue_expired(now)
-        if queues:
-            log.warning("leases expired in queues %s: jobs re-queued", ",".join(sorted(queues)))
-            self.broker.dispatcher.wake(queues)
-        return len(queues)
+        requeued = await self.broker.store.requeue_expired(now)
+        if requeued.queues:
+            names = ",".join(sorted(requeued.queues))
+            log.warning("leases expired in queues %s: jobs re-queued", names)
+            self.broker.dispatcher.wake(requeued.queues)
+        self.broker.job_finished(requeued.failed)
+        return len(requeued.queues) + len(requeued.failed)
 
     async def run(self) -> None:
         cfg = self.broker.config

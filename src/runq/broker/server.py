@@ -108,17 +108,17 @@ class Broker:
                 f" {L.PROTOCOL_VERSION})"
             )
         if msg.role != conn.role:
-            conn.fail(0, AuthError(f"this port serves {conn.role}s, not {msg.role}s"))
-            return
-        welcome = m.Welcome(
-            L.PROTOCOL_VERSION, SERVER_NAME, self.config.lease, self.config.max_frame
-        )
+            raise AuthError(f"this port serves {conn.role}s, not {msg.role}s")
+        lost: list[int] = []
         if conn.role == "worker":
-            await self._worker_hello(conn, msg)
+            lost = await self._worker_hello(conn, msg)
         conn.greeted_as()
-        conn.send(welcome)
+        lease, max_frame = self.config.lease, self.config.max_frame
+        conn.send(m.Welcome(L.PROTOCOL_VERSION, SERVER_NAME, lease, max_frame))
+        if lost:  # jobs it still runs but no longer holds: tell it to stop them
+            conn.send(m.CancelJobs(lost))
 
-    async def _worker_hello(self, conn: Connection, msg: m.Hello) -> None:
+    async def _worker_hello(self, conn: Connection, msg: m.Hello) -> list[int]:
         if not msg.worker_id:
             raise ProtocolError("a worker's hello must carry its worker_id")
         if msg.worker_id in self.dispatcher.sessions:
@@ -130,13 +130,13 @@ class Broker:
         conn.session = session
         self.dispatcher.sessions[session.id] = session
         log.info("worker %s connected from %s (queues %s)", session.id, conn.peer, ",".join(queues))
+        lost: set[int] = set()
         if msg.running:
             lease_until = self.clock() + self.config.lease
             lost = set(await self.store.extend_leases(session.id, msg.running, lease_until))
             session.inflight.update((i, f) for i, f in msg.running if i not in lost)
-            if lost:
-                conn.send(m.CancelJobs(sorted(lost)))
         self.dispatcher.wake()
+        return sorted(lost)
 
     def worker_gone(self, session: WorkerSession) -> None:
         session.closed = True
@@ -149,10 +149,11 @@ class Broker:
     async def requeue_worker(self, worker_id: str) -> None:
         if worker_id in self.dispatcher.sessions:
             return  # it came back already and holds its jobs again
-        queues = await self.store.requeue_worker(worker_id, self.clock())
-        if queues:
+        requeued = await self.store.requeue_worker(worker_id, self.clock())
+        if requeued.queues:
             log.info("re-queued the jobs of worker %s", worker_id)
-            self.dispatcher.wake(queues)
+            self.dispatcher.wake(requeued.queues)
+        self.job_finished(requeued.failed)
 
     def stop_running(self, worker_id: str, ids: Sequence[int]) -> None:
         session = self.dispatcher.sessions.get(worker_id)

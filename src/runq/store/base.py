@@ -19,6 +19,11 @@ class ReportResult(NamedTuple):
     requeued_queues: set[str]  # queues that got a job back (retry or requeue)
 
 
+class Requeued(NamedTuple):
+    queues: set[str]  # queues that got a job back
+    failed: list[int]  # jobs that were out of attempts and ended failed instead
+
+
 class Store(Protocol):
     async def submit_many(self, specs: Sequence[JobSpec], now: float) -> list[int]:
         """Insert jobs in one transaction; an existing idempotency key returns its id."""
@@ -40,12 +45,12 @@ class Store(Protocol):
         """Extend the leases ``worker`` holds; return the ids it no longer holds."""
         ...
 
-    async def requeue_worker(self, worker: str, now: float) -> set[str]:
-        """Give back every job ``worker`` runs (its connection is gone). Returns queues."""
+    async def requeue_worker(self, worker: str, now: float) -> Requeued:
+        """Give back every job ``worker`` runs (its connection is gone)."""
         ...
 
-    async def requeue_expired(self, now: float) -> set[str]:
-        """Give back jobs whose lease ran out. Returns the queues that got jobs back."""
+    async def requeue_expired(self, now: float) -> Requeued:
+        """Give back jobs whose lease ran out."""
         ...
 
     async def promote_scheduled(self, now: float) -> set[str]:

@@ -99,12 +99,14 @@ class Agent:
         decoder = codec.worker_side()
         try:
             writer.write(codec.encode(self._hello()))
-            welcome = await self._welcome(reader, decoder)
+            welcome, behind = await self._welcome(reader, decoder)
             self._lease = welcome.lease
             self._writer = writer
             self.connected.set()
             log.info("worker %s connected to %s:%d", self.id, self.config.host, self.config.port)
             self._resend()
+            for msg in behind:
+                self._handle(msg)
             beat = asyncio.ensure_future(self._heartbeats())
             try:
                 await self._read(reader, decoder)
@@ -130,14 +132,18 @@ class Agent:
             info={"pid": os.getpid(), "host": socket.gethostname()},
         )
 
-    async def _welcome(self, reader: asyncio.StreamReader, decoder: Any) -> m.Welcome:
+    async def _welcome(
+        self, reader: asyncio.StreamReader, decoder: Any
+    ) -> tuple[m.Welcome, list[Any]]:
+        """The broker's welcome, and whatever came in the same read behind it."""
         while True:
             data = await reader.read(65536)
             if not data:
                 raise ConnectionLost("the broker closed the connection during the handshake")
-            for msg in decoder.feed(data):
+            messages = decoder.feed(data)
+            for n, msg in enumerate(messages):
                 if isinstance(msg, m.Welcome):
-                    return msg
+                    return msg, messages[n + 1 :]
                 if isinstance(msg, m.Error):
                     raise ProtocolError(f"{msg.code}: {msg.message}")
                 raise ProtocolError(f"unexpected {type(msg).__name__} before welcome")

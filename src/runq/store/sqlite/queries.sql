@@ -55,7 +55,7 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
     error = ?, lease_until = NULL,
     finished_at = CASE WHEN attempts >= max_attempts THEN ? ELSE NULL END
 WHERE state = 'running' AND worker = ?
-RETURNING queue;
+RETURNING id, queue, state;
 
 -- name: requeue_expired
 UPDATE jobs
@@ -63,7 +63,7 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
     error = ?, lease_until = NULL,
     finished_at = CASE WHEN attempts >= max_attempts THEN ? ELSE NULL END
 WHERE state = 'running' AND lease_until < ?
-RETURNING queue;
+RETURNING id, queue, state;
 
 -- name: promote
 UPDATE jobs SET state = 'queued'

@@ -7,7 +7,7 @@ import asyncio
 import random
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from importlib import resources
@@ -20,7 +20,7 @@ from runq.model import Assignment, ErrorInfo, Job, JobSpec, JobState, Outcome, R
 from runq.model.job import TERMINAL_STATES
 from runq.model.policy import after_failure
 from runq.model.retry import DEFAULT_RETRY
-from runq.store.base import ReportResult
+from runq.store.base import ReportResult, Requeued
 from runq.store.migrate import migrate
 from runq.store.sqlite.writer import Writer
 
@@ -243,17 +243,15 @@ class SqliteStore:
                 lost.append(job_id)
         return lost
 
-    async def requeue_worker(self, worker: str, now: float) -> set[str]:
+    async def requeue_worker(self, worker: str, now: float) -> Requeued:
         err = _enc.encode(_WORKER_LOST)
-        return await self._write(
-            lambda c: {r[0] for r in c.execute(self._q["requeue_worker"], (err, now, worker))}
-        )
+        sql = self._q["requeue_worker"]
+        return await self._write(lambda c: _requeued(c.execute(sql, (err, now, worker))))
 
-    async def requeue_expired(self, now: float) -> set[str]:
+    async def requeue_expired(self, now: float) -> Requeued:
         err = _enc.encode(_LEASE_EXPIRED)
-        return await self._write(
-            lambda c: {r[0] for r in c.execute(self._q["requeue_expired"], (err, now, now))}
-        )
+        sql = self._q["requeue_expired"]
+        return await self._write(lambda c: _requeued(c.execute(sql, (err, now, now))))
 
     async def promote_scheduled(self, now: float) -> set[str]:
         return await self._write(lambda c: {r[0] for r in c.execute(self._q["promote"], (now,))})
@@ -313,6 +311,16 @@ class SqliteStore:
             return out
 
         return await self._read(op)
+
+
+def _requeued(rows: Iterable[tuple[int, str, str]]) -> Requeued:
+    out = Requeued(set(), [])
+    for job_id, queue, state in rows:
+        if state == "failed":
+            out.failed.append(job_id)
+        else:
+            out.queues.add(queue)
+    return out
 
 
 def _insert_row(s: JobSpec, now: float) -> tuple[Any, ...]:
