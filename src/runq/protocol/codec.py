@@ -68,8 +68,10 @@ class FrameDecoder(Generic[T]):
             return self._decoder.decode(body)
         except msgspec.ValidationError as exc:
             raise ProtocolError(_explain(body, exc)) from None
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, ValueError) as exc:  # ValueError: bad UTF-8 in a str
             raise ProtocolError(f"malformed frame: {exc}") from None
+        except RecursionError:
+            raise ProtocolError("invalid message: values nested too deeply") from None
 
     @property
     def buffered(self) -> int:
@@ -83,7 +85,7 @@ def _explain(body: memoryview, exc: msgspec.ValidationError) -> str:
     """Say 'not valid here' for a known message of another role, else what is wrong."""
     try:
         raw = _any.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, ValueError, RecursionError):
         raw = None
     tag = raw[0] if isinstance(raw, list) and raw and isinstance(raw[0], str) else None
     if tag is not None and tag in m.ALL_TAGS and str(exc).startswith("Invalid value"):
