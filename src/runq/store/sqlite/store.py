@@ -22,6 +22,7 @@ from runq.model.policy import after_failure
 from runq.model.retry import DEFAULT_RETRY
 from runq.store.base import ReportResult, Requeued
 from runq.store.migrate import migrate
+from runq.store.sqlite.checkpoint import Checkpointer
 from runq.store.sqlite.writer import Writer
 
 T = TypeVar("T")
@@ -76,9 +77,14 @@ class SqliteStore:
         def open_writer() -> sqlite3.Connection:
             conn = connect(path, durability)
             migrate(conn)
+            if not self._memory:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # the Checkpointer does it
             return conn
 
         self._writer = Writer(open_writer)
+        self._checkpointer = (
+            None if self._memory else Checkpointer(lambda: connect(path, durability))
+        )
         self._local = threading.local()
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="runq-sqlite-read")
         self._durability = durability
@@ -112,6 +118,8 @@ class SqliteStore:
             return
         self._closed = True
         await asyncio.to_thread(self._writer.close)
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.close)
         self._readers.shutdown(wait=True)
 
     # -- submit ------------------------------------------------------------------------
