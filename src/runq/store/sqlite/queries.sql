@@ -6,6 +6,11 @@ INSERT INTO jobs (task, args, queue, priority, state, max_attempts, run_at, time
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING;
 
+-- name: insert_plain
+INSERT INTO jobs (task, args, queue, priority, state, max_attempts, run_at, timeout, key,
+                  submitted_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
 -- name: id_by_key
 SELECT id FROM jobs WHERE key = ?;
 
