@@ -24,6 +24,7 @@ from runq.client import Client
 from runq.client.aio import spec, to_spec
 from runq.errors import InvalidArguments, Timeout
 from runq.model import Job, JobSpec, JobState
+from runq.protocol.limits import MAX_FRAME
 
 SEND_BATCH = 1000
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -36,6 +37,8 @@ def connect(server: str | None) -> Client:
 
 def split_words(words: tuple[str, ...]) -> tuple[str, list[str]]:
     """`submit wordcount a b` and `submit "wordcount a b"` both mean task + args."""
+    if sum(len(w) for w in words) > MAX_FRAME:
+        raise InvalidArguments(f"the job is larger than the {MAX_FRAME // 1024} KiB frame limit")
     if len(words) == 1 and len(words[0].split()) > 1:
         try:
             words = tuple(shlex.split(words[0]))
@@ -134,6 +137,8 @@ def _lines(stream: TextIO) -> Iterator[tuple[int, str]]:
 
 
 def _parse_line(line: str, options: dict[str, Any]) -> JobSpec:
+    if len(line) > MAX_FRAME:
+        raise InvalidArguments(f"the line is longer than the {MAX_FRAME // 1024} KiB frame limit")
     if line.startswith("{"):
         data = msgspec.json.decode(line)
         if not isinstance(data, dict):

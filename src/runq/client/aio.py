@@ -15,9 +15,10 @@ from typing import Any
 import msgspec
 
 from runq.client.transport import DEFAULT_PORT, Transport, parse_server
-from runq.errors import InvalidArguments, RunqError, Timeout
+from runq.errors import FrameTooLarge, InvalidArguments, RunqError, Timeout
 from runq.model import Job, JobSpec, JobState
 from runq.model.spec import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE
+from runq.protocol import codec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
 
@@ -171,9 +172,24 @@ class AsyncClient:
             return []
         ids: list[int] = []
         for start in range(0, len(specs), L.MAX_BATCH):
-            chunk = specs[start : start + L.MAX_BATCH]
-            reply = await self._call(lambda req, c=chunk: m.Submit(req, c))
-            ids.extend(reply.ids)
+            ids += await self._submit_chunk(specs[start : start + L.MAX_BATCH])
+        return ids
+
+    async def _submit_chunk(self, specs: list[JobSpec]) -> list[int]:
+        """One SUBMIT frame, or two halves when the frame would pass the broker's limit."""
+        t = await self._conn()
+        req = t.next_id()
+        frame = codec.encode(m.Submit(req, specs))
+        if len(frame) - L.HEADER_SIZE > t.max_frame:
+            if len(specs) == 1:
+                raise FrameTooLarge(
+                    f"the job is {len(frame)} bytes encoded; the broker takes at most"
+                    f" {t.max_frame} bytes in one frame"
+                )
+            half = len(specs) // 2
+            return await self._submit_chunk(specs[:half]) + await self._submit_chunk(specs[half:])
+        reply = await t.request(frame, req)
+        ids: list[int] = reply.ids
         return ids
 
     # -- asking ------------------------------------------------------------------------

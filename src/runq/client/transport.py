@@ -45,6 +45,7 @@ class Transport(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._welcome: asyncio.Future[m.Welcome] | None = None
         self._lost: RunqError | None = None
+        self.max_frame = L.MAX_FRAME  # the broker's limit, learnt from its welcome
 
     @classmethod
     async def open(cls, host: str, port: int, token: str | None, timeout: float) -> Transport:
@@ -65,7 +66,7 @@ class Transport(asyncio.Protocol):
     async def _handshake(self, token: str | None) -> None:
         self._welcome = asyncio.get_running_loop().create_future()
         self._write(m.Hello(role="client", version=L.PROTOCOL_VERSION, token=token))
-        await self._welcome
+        self.max_frame = (await self._welcome).max_frame
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -118,13 +119,14 @@ class Transport(asyncio.Protocol):
     def next_id(self) -> int:
         return next(self._ids)
 
-    def request(self, msg: msgspec.Struct, req: int) -> asyncio.Future[Any]:
-        """Send ``msg`` (built with request id ``req``); the future gets the reply."""
+    def request(self, msg: msgspec.Struct | bytes, req: int) -> asyncio.Future[Any]:
+        """Send ``msg`` (built with request id ``req``, or already a frame); the future
+        gets the reply."""
         if self._transport is None or self._transport.is_closing():
             raise self._lost or ConnectionLost("not connected to a broker")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[req] = fut
-        self._write(msg)
+        self._transport.write(msg if isinstance(msg, bytes) else codec.encode(msg))
         return fut
 
     def _write(self, msg: msgspec.Struct) -> None:
