@@ -55,10 +55,10 @@ class FrameDecoder(Generic[T]):
                 out.append(self._decode(view[start : start + size]))
                 pos = start + size
         except ProtocolError:
-            pos = end  # the stream cannot be trusted past a bad frame
-            raise
-        finally:
             view.release()
+            buf.clear()  # the stream cannot be trusted past a bad frame
+            raise
+        view.release()
         if pos:
             del buf[:pos]
         return out

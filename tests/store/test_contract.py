@@ -1,0 +1,754 @@
+"""The store contract: what every backend must do, checked against each one.
+
+Time is explicit: every operation takes ``now``, so the tests move a FakeClock instead
+of sleeping.
+
+Every backend is opened through ``open_store`` from a URL, the way the broker opens it,
+so adding PostgreSQL is one more entry in ``BACKENDS``: a URL factory (a fresh database
+or schema per test) and whether a closed store can be opened again with its data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from runq.clock import FakeClock
+from runq.errors import IllegalTransition, StoreError, UnknownJob
+from runq.model import Assignment, ErrorInfo, JobSpec, JobState, Outcome, RetryPolicy
+from runq.store.base import Requeued, Store
+from runq.store.migrate import migrate, migrations
+from runq.store.open import StoreConfig, open_store
+
+# Back-off the tests can check exactly: a first failed attempt retries in [5, 10] seconds.
+RETRY = RetryPolicy(base=10.0, cap=100.0)
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    url: str
+    durable: bool  # a closed store opened again at the same URL still has its jobs
+
+    def open(self) -> Store:
+        return open_store(StoreConfig(url=self.url, retry=RETRY))
+
+
+BACKENDS: dict[str, tuple[Callable[[Path], str], bool]] = {
+    "sqlite-file": (lambda tmp: f"sqlite:///{tmp / 'runq.db'}", True),
+    "sqlite-memory": (lambda tmp: "sqlite:///:memory:", False),
+    # "postgresql": (lambda tmp: fresh_database_url(), True),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    make_url, durable = BACKENDS[request.param]
+    return Backend(request.param, make_url(tmp_path), durable)
+
+
+@pytest.fixture(params=sorted(name for name, (_, durable) in BACKENDS.items() if durable))
+def durable_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    make_url, durable = BACKENDS[request.param]
+    return Backend(request.param, make_url(tmp_path), durable)
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    s = backend.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+S = JobState
+LEASE = 30.0
+BOOM = ErrorInfo("task_failed", "boom")
+PERMANENT = ErrorInfo("unknown_task", "no such task", retryable=False)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+async def claim(
+    store: Store,
+    clock: FakeClock,
+    worker: str = "w1",
+    queues: tuple[str, ...] = ("default",),
+    limit: int = 100,
+) -> list[Assignment]:
+    return await store.claim(worker, queues, limit, clock(), clock() + LEASE)
+
+
+async def claim_one(store: Store, clock: FakeClock, worker: str = "w1") -> Assignment:
+    (job,) = await claim(store, clock, worker, limit=1)
+    return job
+
+
+async def state_of(store: Store, job_id: int) -> JobState:
+    job = await store.get(job_id)
+    assert job is not None
+    return job.state
+
+
+# -- submit -------------------------------------------------------------------------------
+
+
+async def test_submit_many_returns_increasing_ids_and_stores_every_field(
+    store: Store, clock: FakeClock
+) -> None:
+    full = JobSpec(
+        "wordcount",
+        args=["a b", 1, 2.5, None, [True, {"x": b"bytes"}]],
+        kwargs={"k": {"nested": [1, 2]}, "e": ""},
+        queue="emails",
+        priority=-7,
+        max_attempts=9,
+        timeout=2.5,
+        key="order-1",
+    )
+    ids = await store.submit_many([JobSpec("echo"), full, JobSpec("echo", args=["x"])], clock())
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    later = await store.submit_many([JobSpec("echo")], clock.advance(1))
+    assert later[0] > ids[-1]
+
+    job = await store.get(ids[1])
+    assert job is not None
+    assert (job.id, job.task, job.args, job.kwargs) == (ids[1], full.task, full.args, full.kwargs)
+    assert (job.queue, job.priority, job.max_attempts) == ("emails", -7, 9)
+    assert (job.timeout, job.key) == (2.5, "order-1")
+    assert job.state is S.QUEUED
+    assert (job.run_at, job.submitted_at) == (clock.now - 1, clock.now - 1)
+    assert (job.attempts, job.fence) == (0, 0)
+    assert job.result is job.error is job.worker is job.lease_until is None
+    assert job.started_at is job.finished_at is None
+    assert not job.finished
+
+    first = await store.get(ids[0])
+    assert first is not None
+    assert (first.args, first.kwargs, first.queue, first.priority) == ([], {}, "default", 0)
+    assert (first.max_attempts, first.timeout, first.key) == (3, None, None)
+
+
+async def test_an_idempotency_key_returns_the_same_id_and_stores_one_job(
+    store: Store, clock: FakeClock
+) -> None:
+    (first,) = await store.submit_many([JobSpec("echo", args=["one"], key="k")], clock())
+    again = await store.submit_many(
+        [JobSpec("echo", args=["two"], key="k"), JobSpec("echo"), JobSpec("echo", key="k")],
+        clock.advance(1),
+    )
+    assert again[0] == again[2] == first
+    assert again[1] != first
+    job = await store.get(first)
+    assert job is not None and job.args == ["one"]  # the first submit wins
+    assert await store.counts() == {"default": {"queued": 2}}
+
+
+async def test_concurrent_submits_each_get_the_ids_of_their_own_jobs(
+    store: Store, clock: FakeClock
+) -> None:
+    """Submits committed together (group commit), with and without keys, keep their ids."""
+
+    def batch(i: int) -> list[JobSpec]:
+        key = (lambda k: f"key-{i}-{k}") if i % 3 == 0 else (lambda k: None)
+        return [JobSpec("echo", args=[i, k], key=key(k)) for k in range(5)]
+
+    batches = await asyncio.gather(*(store.submit_many(batch(i), clock()) for i in range(20)))
+    ids = [job_id for b in batches for job_id in b]
+    assert len(set(ids)) == 100
+    for i, b in enumerate(batches):
+        assert b == sorted(b)
+        for k, job_id in enumerate(b):
+            job = await store.get(job_id)
+            assert job is not None and job.args == [i, k], (i, k, job_id)
+    assert await store.counts() == {"default": {"queued": 100}}
+
+
+async def test_a_delayed_job_is_scheduled_until_promoted(store: Store, clock: FakeClock) -> None:
+    t0 = clock()
+    (job_id,) = await store.submit_many([JobSpec("echo", delay=10)], t0)
+    job = await store.get(job_id)
+    assert job is not None
+    assert (job.state, job.run_at) == (S.SCHEDULED, t0 + 10)
+    assert await claim(store, clock) == []
+
+    assert await store.promote_scheduled(t0 + 9.5) == set()
+    assert await state_of(store, job_id) is S.SCHEDULED
+
+    assert await store.promote_scheduled(t0 + 10) == {"default"}
+    assert await state_of(store, job_id) is S.QUEUED
+    assert await store.promote_scheduled(t0 + 11) == set()  # nothing left to move
+    clock.advance(10)
+    assert [a.id for a in await claim(store, clock)] == [job_id]
+
+
+async def test_run_at_in_the_future_is_scheduled_and_in_the_past_is_queued_now(
+    store: Store, clock: FakeClock
+) -> None:
+    t0 = clock()
+    future, past = await store.submit_many(
+        [JobSpec("echo", run_at=t0 + 60, queue="later"), JobSpec("echo", run_at=t0 - 60)], t0
+    )
+    f, p = await store.get(future), await store.get(past)
+    assert f is not None and p is not None
+    assert (f.state, f.run_at) == (S.SCHEDULED, t0 + 60)
+    assert (p.state, p.run_at) == (S.QUEUED, t0)
+    assert await store.promote_scheduled(t0 + 60) == {"later"}
+
+
+# -- claim --------------------------------------------------------------------------------
+
+
+async def test_claim_order_is_priority_then_run_at_then_id(store: Store, clock: FakeClock) -> None:
+    t0 = clock()
+    # "late" has the lowest id among the priority-1 jobs but the latest run_at.
+    (late,) = await store.submit_many([JobSpec("late", priority=1, delay=5)], t0)
+    low, high, mid_a, mid_b, top = await store.submit_many(
+        [
+            JobSpec("low", priority=-1),
+            JobSpec("high", priority=10),
+            JobSpec("mid-a", priority=1),
+            JobSpec("mid-b", priority=1),
+            JobSpec("top", priority=1_000_000),
+        ],
+        clock.advance(1),
+    )
+    await store.promote_scheduled(clock.advance(4))
+    expected = [top, high, mid_a, mid_b, late, low]
+
+    first_two = await claim(store, clock, limit=2)
+    assert [a.id for a in first_two] == expected[:2]
+    rest = await claim(store, clock)
+    assert [a.id for a in rest] == expected[2:]
+
+
+async def test_claim_across_several_queues_merges_them_in_claim_order(
+    store: Store, clock: FakeClock
+) -> None:
+    ids = await store.submit_many(
+        [
+            JobSpec("a0", queue="a", priority=0),
+            JobSpec("b5", queue="b", priority=5),
+            JobSpec("a5", queue="a", priority=5),
+            JobSpec("c9", queue="c", priority=9),
+            JobSpec("b0", queue="b", priority=0),
+            JobSpec("a9", queue="a", priority=9),
+        ],
+        clock(),
+    )
+    by_task = dict(zip(["a0", "b5", "a5", "c9", "b0", "a9"], ids, strict=True))
+
+    got = await claim(store, clock, queues=("a", "b"), limit=3)
+    assert [a.task for a in got] == ["a9", "b5", "a5"]
+    got = await claim(store, clock, queues=("b", "a"))
+    assert [a.task for a in got] == ["a0", "b0"]
+    assert await state_of(store, by_task["c9"]) is S.QUEUED
+    assert await claim(store, clock, queues=("a", "b")) == []
+    assert await claim(store, clock, queues=("nobody",)) == []
+
+
+async def test_claim_marks_the_job_running_for_the_worker(store: Store, clock: FakeClock) -> None:
+    (job_id,) = await store.submit_many(
+        [JobSpec("echo", args=["hi"], kwargs={"k": 1}, max_attempts=4, timeout=3.0)], clock()
+    )
+    now = clock.advance(2)
+    (a,) = await store.claim("w1", ["default"], 10, now, now + LEASE)
+    assert a == Assignment(job_id, 1, "echo", ["hi"], {"k": 1}, 1, 4, 3.0)
+
+    job = await store.get(job_id)
+    assert job is not None
+    assert (job.state, job.worker, job.fence, job.attempts) == (S.RUNNING, "w1", 1, 1)
+    assert (job.lease_until, job.started_at, job.finished_at) == (now + LEASE, now, None)
+
+
+async def test_claim_respects_the_limit_and_skips_running_jobs(
+    store: Store, clock: FakeClock
+) -> None:
+    await store.submit_many([JobSpec("echo")] * 5, clock())
+    assert await claim(store, clock, limit=0) == []
+    assert await store.claim("w1", [], 5, clock(), clock() + LEASE) == []
+    assert len(await claim(store, clock, limit=2)) == 2
+    assert len(await claim(store, clock, "w2", limit=10)) == 3
+    assert await claim(store, clock, "w3") == []
+
+
+async def test_concurrent_claims_never_hand_out_a_job_twice(store: Store, clock: FakeClock) -> None:
+    await store.submit_many([JobSpec("echo")] * 40, clock())
+    claims = await asyncio.gather(*(claim(store, clock, f"w{i}", limit=7) for i in range(8)))
+    ids = [a.id for batch in claims for a in batch]
+    assert len(ids) == len(set(ids)) == 40
+
+
+# -- reports ------------------------------------------------------------------------------
+
+
+async def test_a_report_with_the_current_fence_is_accepted_exactly_once(
+    store: Store, clock: FakeClock
+) -> None:
+    (job_id,) = await store.submit_many([JobSpec("echo")], clock())
+    a = await claim_one(store, clock)
+    done = clock.advance(3)
+
+    res = await store.report("w1", [Outcome(a.id, a.fence, True, {"answer": 42})], done)
+    assert (res.accepted, res.stale, res.finished, res.requeued_queues) == (
+        [job_id],
+        [],
+        [job_id],
+        set(),
+    )
+    job = await store.get(job_id)
+    assert job is not None
+    assert (job.state, job.result, job.error) == (S.SUCCEEDED, {"answer": 42}, None)
+    assert (job.finished_at, job.lease_until, job.attempts) == (done, None, 1)
+    assert job.finished
+
+    again = await store.report("w1", [Outcome(a.id, a.fence, True, "late")], clock.advance(1))
+    assert (again.accepted, again.stale, again.finished) == ([], [job_id], [])
+    failed_again = await store.report("w1", [Outcome(a.id, a.fence, False, None, BOOM)], done)
+    assert failed_again.stale == [job_id]
+    job = await store.get(job_id)
+    assert job is not None and job.result == {"answer": 42} and job.finished_at == done
+
+
+async def test_reports_from_the_wrong_worker_or_fence_are_refused(
+    store: Store, clock: FakeClock
+) -> None:
+    (job_id,) = await store.submit_many([JobSpec("echo")], clock())
+    a = await claim_one(store, clock)
+    bad = [
+        ("w2", Outcome(a.id, a.fence, True, "thief")),
+        ("w2", Outcome(a.id, a.fence, False, None, BOOM)),
+        ("w1", Outcome(a.id, a.fence + 1, True, "future")),
+        ("w1", Outcome(a.id, a.fence - 1, False, None, BOOM)),
+        ("w1", Outcome(job_id + 1000, 1, True, "nobody")),
+    ]
+    for worker, outcome in bad:
+        res = await store.report(worker, [outcome], clock())
+        assert (res.accepted, res.stale) == ([], [outcome.id])
+    job = await store.get(job_id)
+    assert job is not None
+    assert (job.state, job.worker, job.fence, job.result, job.error) == (
+        S.RUNNING,
+        "w1",
+        a.fence,
+        None,
+        None,
+    )
+
+
+async def test_one_report_can_mix_accepted_and_stale_outcomes(
+    store: Store, clock: FakeClock
+) -> None:
+    x, y = await store.submit_many([JobSpec("echo"), JobSpec("echo")], clock())
+    ax, ay = await claim(store, clock)
+    res = await store.report(
+        "w1", [Outcome(ax.id, ax.fence, True, 1), Outcome(ay.id, 99, True, 2)], clock()
+    )
+    assert (res.accepted, res.stale, res.finished) == ([x], [y], [x])
+
+
+async def test_a_retryable_failure_is_rescheduled_after_a_back_off(
+    store: Store, clock: FakeClock
+) -> None:
+    (job_id,) = await store.submit_many([JobSpec("flaky", max_attempts=3)], clock())
+    a = await claim_one(store, clock)
+    now = clock.advance(1)
+    res = await store.report("w1", [Outcome(a.id, a.fence, False, None, BOOM)], now)
+    assert (res.accepted, res.finished, res.requeued_queues) == ([job_id], [], {"default"})
+
+    job = await store.get(job_id)
+    assert job is not None
+    assert (job.state, job.error, job.attempts, job.finished_at) == (S.SCHEDULED, BOOM, 1, None)
+    assert now + RETRY.base / 2 <= job.run_at <= now + RETRY.base
+    assert job.lease_until is None
+    assert await claim(store, clock) == []
+
+    assert await store.promote_scheduled(job.run_at) == {"default"}
+    clock.now = job.run_at
+    b = await claim_one(store, clock)
+    assert (b.id, b.attempt, b.fence) == (job_id, 2, a.fence + 1)
+    stale = await store.report("w1", [Outcome(a.id, a.fence, True, "old")], clock())
+    assert stale.stale == [job_id]
+
+
+async def test_a_non_retryable_failure_ends_the_job_at_once(store: Store, clock: FakeClock) -> None:
+    (job_id,) = await store.submit_many([JobSpec("nope", max_attempts=5)], clock())
+    a = await claim_one(store, clock)
+    now = clock.advance(1)
+    res = await store.report("w1", [Outcome(a.id, a.fence, False, None, PERMANENT)], now)
+    assert (res.accepted, res.finished, res.requeued_queues) == ([job_id], [job_id], set())
+    job = await store.get(job_id)
+    assert job is not None
+    assert (job.state, job.error, job.attempts, job.finished_at) == (S.FAILED, PERMANENT, 1, now)
+
+
+async def test_a_failure_on_the_last_attempt_ends_the_job(store: Store, clock: FakeClock) -> None:
+    (job_id,) = await store.submit_many([JobSpec("flaky", max_attempts=1)], clock())
+    a = await claim_one(store, clock)
+    res = await store.report("w1", [Outcome(a.id, a.fence, False, None, BOOM)], clock())
+    assert res.finished == [job_id]
+    job = await store.get(job_id)
+    assert job is not None
+    assert (job.state, job.error, job.attempts) == (S.FAILED, BOOM, 1)
+
+
+async def test_a_failure_without_details_still_ends_up_recorded(
+    store: Store, clock: FakeClock
+) -> None:
+    (job_id,) = await store.submit_many([JobSpec("flaky", max_attempts=1)], clock())
+    a = await claim_one(store, clock)
+    await store.report("w1", [Outcome(a.id, a.fence, False)], clock())
+    job = await store.get(job_id)
+    assert job is not None and job.state is S.FAILED
+    assert job.error is not None and job.error.message
+
+
+# -- lost workers and leases --------------------------------------------------------------
+
+
+async def test_requeue_worker_gives_back_its_jobs_with_a_new_fence_next_time(
+    store: Store, clock: FakeClock
+) -> None:
+    again, last, other = await store.submit_many(
+        [
+            JobSpec("echo", max_attempts=3),
+            JobSpec("echo", max_attempts=1, queue="once"),
+            JobSpec("echo", queue="other"),
+        ],
+        clock(),
+    )
+    a, b = await claim(store, clock, "w1", queues=("default", "once"))
+    (c,) = await claim(store, clock, "w2", queues=("other",))
+
+    now = clock.advance(5)
+    assert await store.requeue_worker("w1", now) == Requeued({"default"}, [last])
+    j_again, j_last, j_other = [await store.get(i) for i in (again, last, other)]
+    assert j_again is not None and j_last is not None and j_other is not None
+    assert (j_again.state, j_again.lease_until, j_again.attempts) == (S.QUEUED, None, 1)
+    assert j_again.error is not None and j_again.error.code == "worker_lost"
+    assert (j_last.state, j_last.finished_at) == (S.FAILED, now)
+    assert j_last.error is not None and j_last.error.code == "worker_lost"
+    assert (j_other.state, j_other.worker) == (S.RUNNING, "w2")
+
+    assert await store.requeue_worker("w1", now) == Requeued(set(), [])  # idempotent
+    n = await claim_one(store, clock, "w3")
+    assert (n.id, n.fence, n.attempt) == (again, a.fence + 1, 2)
+    late = await store.report("w1", [Outcome(a.id, a.fence, True, "late")], clock())
+    assert late.stale == [again]
+    assert (await store.report("w3", [Outcome(n.id, n.fence, True, "ok")], clock())).accepted == [
+        again
+    ]
+    assert b.id == last and c.id == other
+
+
+async def test_requeue_expired_touches_only_expired_leases(store: Store, clock: FakeClock) -> None:
+    t0 = clock()
+    short, long_, queued = await store.submit_many(
+        [JobSpec("echo"), JobSpec("echo", queue="slow"), JobSpec("echo", queue="idle")], t0
+    )
+    (a,) = await store.claim("w1", ["default"], 1, t0, t0 + 30)
+    (b,) = await store.claim("w2", ["slow"], 1, t0, t0 + 60)
+
+    assert await store.requeue_expired(t0 + 29) == Requeued(set(), [])
+    assert await store.requeue_expired(t0 + 45) == Requeued({"default"}, [])
+    assert await state_of(store, short) is S.QUEUED
+    assert await state_of(store, long_) is S.RUNNING
+    assert await state_of(store, queued) is S.QUEUED
+    job = await store.get(short)
+    assert job is not None and job.error is not None and job.error.code == "lease_expired"
+
+    stale = await store.report("w1", [Outcome(a.id, a.fence, True, "too late")], t0 + 46)
+    assert stale.stale == [short]
+    assert await store.requeue_expired(t0 + 61) == Requeued({"slow"}, [])
+    assert b.id == long_
+
+
+async def test_an_expired_lease_on_the_last_attempt_fails_the_job(
+    store: Store, clock: FakeClock
+) -> None:
+    (job_id,) = await store.submit_many([JobSpec("echo", max_attempts=1)], clock())
+    await claim_one(store, clock)
+    now = clock.advance(LEASE + 1)
+    assert await store.requeue_expired(now) == Requeued(set(), [job_id])
+    job = await store.get(job_id)
+    assert job is not None
+    assert (job.state, job.finished_at) == (S.FAILED, now)
+
+
+async def test_extend_leases_returns_the_ids_no_longer_held(store: Store, clock: FakeClock) -> None:
+    t0 = clock()
+    queues = ["held", "refenced", "cancelled", "theirs", "done"]
+    held, refenced, cancelled, theirs, done = await store.submit_many(
+        [JobSpec("echo", queue=q) for q in queues], t0
+    )
+
+    async def take(worker: str, queue: str, lease_until: float) -> Assignment:
+        (a,) = await store.claim(worker, [queue], 1, clock(), lease_until)
+        return a
+
+    old = await take("w1", "refenced", t0 + 1)
+    await store.requeue_expired(clock.advance(2))
+    new = await take("w1", "refenced", clock() + LEASE)  # same worker, new fence
+    h = await take("w1", "held", clock() + LEASE)
+    c = await take("w1", "cancelled", clock() + LEASE)
+    await store.cancel(cancelled, clock())
+    t = await take("w2", "theirs", clock() + LEASE)
+    d = await take("w1", "done", clock() + LEASE)
+    await store.report("w1", [Outcome(d.id, d.fence, True)], clock())
+
+    running = [(h.id, h.fence), (old.id, old.fence), (c.id, c.fence), (t.id, t.fence)]
+    running += [(d.id, d.fence), (10_000, 1)]
+    new_lease = clock.advance(10) + LEASE
+    lost = await store.extend_leases("w1", running, new_lease)
+    assert sorted(lost) == sorted([refenced, cancelled, theirs, done, 10_000])
+
+    jobs = [await store.get(i) for i in (held, refenced, theirs)]
+    leases = [j.lease_until for j in jobs if j is not None]
+    assert leases == [new_lease, t0 + 2 + LEASE, t0 + 2 + LEASE]  # only the held one moved
+    assert await store.extend_leases("w1", [(new.id, new.fence)], new_lease) == []
+    assert await store.extend_leases("w1", [], new_lease) == []
+
+
+# -- cancel -------------------------------------------------------------------------------
+
+
+async def test_cancel_queued_scheduled_and_running_jobs(store: Store, clock: FakeClock) -> None:
+    queued, scheduled, running = await store.submit_many(
+        [JobSpec("echo"), JobSpec("echo", delay=60), JobSpec("echo", queue="r")], clock()
+    )
+    (a,) = await claim(store, clock, "w1", queues=("r",))
+    now = clock.advance(1)
+    for job_id, was in ((queued, S.QUEUED), (scheduled, S.SCHEDULED), (running, S.RUNNING)):
+        before = await store.cancel(job_id, now)
+        assert (before.id, before.state) == (job_id, was)
+        job = await store.get(job_id)
+        assert job is not None
+        assert (job.state, job.finished_at, job.lease_until) == (S.CANCELLED, now, None)
+
+    late = await store.report("w1", [Outcome(a.id, a.fence, True, "late")], now)
+    assert late.stale == [running]
+    assert await store.promote_scheduled(now + 120) == set()
+    assert await claim(store, clock, queues=("default", "r")) == []
+
+
+async def test_cancel_tells_who_ran_a_running_job(store: Store, clock: FakeClock) -> None:
+    (job_id,) = await store.submit_many([JobSpec("echo")], clock())
+    await claim_one(store, clock, "w7")
+    before = await store.cancel(job_id, clock())
+    assert (before.state, before.worker) == (S.RUNNING, "w7")
+
+
+@pytest.mark.parametrize("end", [S.SUCCEEDED, S.FAILED, S.CANCELLED])
+async def test_cancel_a_finished_job_raises_illegal_transition(
+    store: Store, clock: FakeClock, end: JobState
+) -> None:
+    (job_id,) = await store.submit_many([JobSpec("echo", max_attempts=1)], clock())
+    if end is S.CANCELLED:
+        await store.cancel(job_id, clock())
+    else:
+        a = await claim_one(store, clock)
+        outcome = (
+            Outcome(a.id, a.fence, True)
+            if end is S.SUCCEEDED
+            else Outcome(a.id, a.fence, False, None, BOOM)
+        )
+        await store.report("w1", [outcome], clock())
+    assert await state_of(store, job_id) is end
+    finished = await store.get(job_id)
+
+    with pytest.raises(IllegalTransition, match=f"job {job_id} is already {end}"):
+        await store.cancel(job_id, clock.advance(1))
+    assert await store.get(job_id) == finished
+
+
+async def test_cancel_an_unknown_job_raises_unknown_job(store: Store, clock: FakeClock) -> None:
+    with pytest.raises(UnknownJob, match="no job with id 12345"):
+        await store.cancel(12345, clock())
+
+
+async def test_a_refused_cancel_does_not_disturb_other_writes(
+    store: Store, clock: FakeClock
+) -> None:
+    """Operations committed together must not fail together."""
+    results = await asyncio.gather(
+        store.submit_many([JobSpec("echo")], clock()),
+        store.cancel(999, clock()),
+        store.submit_many([JobSpec("echo")], clock()),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], UnknownJob)
+    assert await store.counts() == {"default": {"queued": 2}}
+
+
+# -- queries ------------------------------------------------------------------------------
+
+
+async def test_get_an_unknown_job_is_none(store: Store) -> None:
+    assert await store.get(1) is None
+    assert await store.get(2**62) is None
+
+
+async def test_list_jobs_is_newest_first_with_filters(store: Store, clock: FakeClock) -> None:
+    ids = await store.submit_many(
+        [JobSpec("echo", queue="a" if i % 2 else "b") for i in range(6)], clock()
+    )
+    await claim(store, clock, "w1", queues=("a",), limit=1)  # ids[1] -> running
+
+    assert [j.id for j in await store.list_jobs()] == ids[::-1]
+    assert [j.id for j in await store.list_jobs(queue="a")] == [ids[5], ids[3], ids[1]]
+    assert [j.id for j in await store.list_jobs(state=S.RUNNING)] == [ids[1]]
+    assert [j.id for j in await store.list_jobs(state=S.QUEUED, queue="a")] == [ids[5], ids[3]]
+    assert [j.id for j in await store.list_jobs(limit=2)] == [ids[5], ids[4]]
+    assert await store.list_jobs(state=S.FAILED) == []
+    assert await store.list_jobs(queue="nope") == []
+    listed = await store.list_jobs(state=S.RUNNING)
+    assert listed == [await store.get(ids[1])]
+
+
+async def test_list_jobs_pages_back_with_before(store: Store, clock: FakeClock) -> None:
+    ids = await store.submit_many([JobSpec("echo", queue="q") for _ in range(25)], clock())
+    pages: list[list[int]] = []
+    before: int | None = None
+    while True:
+        page = [j.id for j in await store.list_jobs(queue="q", limit=7, before=before)]
+        if not page:
+            break
+        pages.append(page)
+        before = page[-1]
+    assert [len(p) for p in pages] == [7, 7, 7, 4]
+    assert [i for p in pages for i in p] == ids[::-1]
+    assert [j.id for j in await store.list_jobs(before=ids[10], limit=3)] == ids[7:10][::-1]
+
+
+async def test_counts_by_queue_then_state(store: Store, clock: FakeClock) -> None:
+    assert await store.counts() == {}
+    await store.submit_many(
+        [JobSpec("echo", queue="a")] * 3 + [JobSpec("echo", queue="b", delay=5)] * 2, clock()
+    )
+    (a,) = await claim(store, clock, queues=("a",), limit=1)
+    await store.report("w1", [Outcome(a.id, a.fence, True)], clock())
+    (a,) = await claim(store, clock, queues=("a",), limit=1)
+    assert await store.counts() == {
+        "a": {"succeeded": 1, "running": 1, "queued": 1},
+        "b": {"scheduled": 2},
+    }
+
+
+# -- durability ---------------------------------------------------------------------------
+
+
+async def test_reopening_a_store_keeps_every_committed_change(
+    durable_backend: Backend, clock: FakeClock
+) -> None:
+    store = durable_backend.open()
+    try:
+        ids = await store.submit_many(
+            [
+                JobSpec("echo", args=["done"], key="k1"),
+                JobSpec("echo", args=["fails"], max_attempts=1),
+                JobSpec("echo", args=["cancelled"]),
+                JobSpec("echo", args=["running"]),
+                JobSpec("echo", args=["later"], delay=60),
+                JobSpec("echo", args=["waiting"], queue="other"),
+            ],
+            clock(),
+        )
+        a, b = await claim(store, clock, limit=2)
+        await store.report("w1", [Outcome(a.id, a.fence, True, "done")], clock.advance(1))
+        await store.report("w1", [Outcome(b.id, b.fence, False, None, BOOM)], clock())
+        await store.cancel(ids[2], clock())
+        await claim(store, clock, "w2", limit=1)
+        before = [await store.get(i) for i in ids]
+        counts = await store.counts()
+    finally:
+        await store.close()
+
+    reopened = durable_backend.open()
+    try:
+        assert [await reopened.get(i) for i in ids] == before
+        assert await reopened.counts() == counts
+        assert [j.state for j in before if j is not None] == [
+            S.SUCCEEDED,
+            S.FAILED,
+            S.CANCELLED,
+            S.RUNNING,
+            S.SCHEDULED,
+            S.QUEUED,
+        ]
+        (again,) = await reopened.submit_many([JobSpec("echo", key="k1")], clock())
+        assert again == ids[0]
+        (new,) = await reopened.submit_many([JobSpec("echo")], clock())
+        assert new > max(ids)
+    finally:
+        await reopened.close()
+
+
+async def test_a_closed_store_refuses_work(store: Store, clock: FakeClock) -> None:
+    await store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await store.submit_many([JobSpec("echo")], clock())
+    await store.close()  # closing twice is fine
+
+
+# -- SQLite only: migrations --------------------------------------------------------------
+
+
+def schema_of(conn: sqlite3.Connection) -> list[tuple[str, str, str, str]]:
+    rows = conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+        " ORDER BY type, name"
+    ).fetchall()
+    return [(t, n, tbl, " ".join(sql.split())) for t, n, tbl, sql in rows]
+
+
+def test_all_migrations_in_order_give_the_fresh_schema() -> None:
+    steps = migrations()
+    assert [n for n, _ in steps] == list(range(1, len(steps) + 1))
+
+    migrated = sqlite3.connect(":memory:", isolation_level=None)
+    assert migrate(migrated) == len(steps)
+    assert migrated.execute("PRAGMA user_version").fetchone()[0] == len(steps)
+
+    fresh = sqlite3.connect(":memory:", isolation_level=None)
+    fresh.executescript(resources.files("runq.store.sqlite").joinpath("schema.sql").read_text())
+    assert schema_of(migrated) == schema_of(fresh)
+    assert schema_of(fresh)  # the comparison is not vacuous
+    for table in ("jobs",):
+        cols = f"PRAGMA table_info({table})"
+        assert migrated.execute(cols).fetchall() == fresh.execute(cols).fetchall()
+
+
+def test_migrating_one_step_at_a_time_gives_the_same_schema() -> None:
+    stepwise = sqlite3.connect(":memory:", isolation_level=None)
+    for number, sql in migrations():
+        stepwise.executescript(sql)
+        stepwise.execute(f"PRAGMA user_version = {number}")
+    assert migrate(stepwise) == len(migrations())  # nothing left to do
+    once = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(once)
+    assert schema_of(stepwise) == schema_of(once)
+
+
+def test_migrate_twice_changes_nothing() -> None:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(conn)
+    first = schema_of(conn)
+    assert migrate(conn) == len(migrations())
+    assert schema_of(conn) == first
+
+
+def test_a_store_newer_than_this_runq_is_refused() -> None:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute(f"PRAGMA user_version = {len(migrations()) + 1}")
+    with pytest.raises(StoreError, match="newer than this runq knows"):
+        migrate(conn)
