@@ -55,8 +55,7 @@ class FrameDecoder(Generic[T]):
                 out.append(self._decode(view[start : start + size]))
                 pos = start + size
         except ProtocolError:
-            view.release()
-            buf.clear()  # the stream cannot be trusted past a bad frame
+            self._buf = bytearray()  # the stream cannot be trusted past a bad frame
             raise
         view.release()
         if pos:
