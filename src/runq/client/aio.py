@@ -17,7 +17,7 @@ import msgspec
 from runq.client.transport import DEFAULT_PORT, Transport, parse_server
 from runq.errors import FrameTooLarge, InvalidArguments, RunqError, Timeout
 from runq.model import Job, JobSpec, JobState
-from runq.model.spec import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE
+from runq.model.spec import DEFAULT_QUEUE
 from runq.protocol import codec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
@@ -50,19 +50,26 @@ def spec(
     key: str | None = None,
 ) -> JobSpec:
     """A validated JobSpec; ``retries`` is the number of tries after the first."""
-    raw = {
-        "task": task,
-        "args": list(args),
-        "kwargs": dict(kwargs or {}),
-        "queue": queue,
-        "priority": priority,
-        "delay": delay,
-        "run_at": run_at,
-        "max_attempts": DEFAULT_MAX_ATTEMPTS if retries is None else retries + 1,
-        "timeout": timeout,
-        "key": key,
-    }
-    return to_spec(raw)
+    raw: dict[str, Any] = {"task": task, "args": list(args)}
+    if kwargs:
+        raw["kwargs"] = dict(kwargs)
+    if queue != DEFAULT_QUEUE:
+        raw["queue"] = queue
+    if priority:
+        raw["priority"] = priority
+    for name, value in (("delay", delay), ("run_at", run_at), ("timeout", timeout), ("key", key)):
+        if value is not None:
+            raw[name] = value
+    if retries is not None:
+        raw["max_attempts"] = retries + 1
+    return _convert(raw)
+
+
+def _convert(raw: Mapping[str, Any]) -> JobSpec:
+    try:
+        return msgspec.convert(raw, JobSpec)
+    except msgspec.ValidationError as exc:
+        raise InvalidArguments(f"invalid job: {exc}") from None
 
 
 def to_spec(raw: Mapping[str, Any] | JobSpec) -> JobSpec:
@@ -70,11 +77,7 @@ def to_spec(raw: Mapping[str, Any] | JobSpec) -> JobSpec:
     checks every job while it decodes the frame)."""
     if isinstance(raw, JobSpec):
         return raw
-    clean = {k: v for k, v in raw.items() if v is not None}
-    try:
-        return msgspec.convert(clean, JobSpec)
-    except msgspec.ValidationError as exc:
-        raise InvalidArguments(f"invalid job: {exc}") from None
+    return _convert({k: v for k, v in raw.items() if v is not None})
 
 
 class AsyncClient:
