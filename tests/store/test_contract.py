@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from runq.clock import FakeClock
@@ -460,7 +461,7 @@ async def test_requeue_expired_touches_only_expired_leases(store: Store, clock: 
     (b,) = await store.claim("w2", ["slow"], 1, t0, t0 + 60)
 
     assert await store.requeue_expired(t0 + 29) == Requeued(set(), [])
-    assert await store.requeue_expired(t0 + 45) == Requeued({"default"}, [])
+    assert await store.requeue_expired(t0 + 45) == Requeued({"default"}, [], {"w1"})
     assert await state_of(store, short) is S.QUEUED
     assert await state_of(store, long_) is S.RUNNING
     assert await state_of(store, queued) is S.QUEUED
@@ -469,7 +470,7 @@ async def test_requeue_expired_touches_only_expired_leases(store: Store, clock: 
 
     stale = await store.report("w1", [Outcome(a.id, a.fence, True, "too late")], t0 + 46)
     assert stale.stale == [short]
-    assert await store.requeue_expired(t0 + 61) == Requeued({"slow"}, [])
+    assert await store.requeue_expired(t0 + 61) == Requeued({"slow"}, [], {"w2"})
     assert b.id == long_
 
 
@@ -479,7 +480,7 @@ async def test_an_expired_lease_on_the_last_attempt_fails_the_job(
     (job_id,) = await store.submit_many([JobSpec("echo", max_attempts=1)], clock())
     await claim_one(store, clock)
     now = clock.advance(LEASE + 1)
-    assert await store.requeue_expired(now) == Requeued(set(), [job_id])
+    assert await store.requeue_expired(now) == Requeued(set(), [job_id], {"w1"})
     job = await store.get(job_id)
     assert job is not None
     assert (job.state, job.finished_at) == (S.FAILED, now)
@@ -612,7 +613,9 @@ async def test_list_jobs_is_newest_first_with_filters(store: Store, clock: FakeC
     assert await store.list_jobs(state=S.FAILED) == []
     assert await store.list_jobs(queue="nope") == []
     listed = await store.list_jobs(state=S.RUNNING)
-    assert listed == [await store.get(ids[1])]
+    one = await store.get(ids[1])
+    assert one is not None and len(one.history) == 1  # a single read carries the history
+    assert listed == [msgspec.structs.replace(one, history=[])]
 
 
 async def test_list_jobs_pages_back_with_before(store: Store, clock: FakeClock) -> None:
@@ -703,12 +706,18 @@ async def test_a_closed_store_refuses_work(store: Store, clock: FakeClock) -> No
 # -- SQLite only: migrations --------------------------------------------------------------
 
 
-def schema_of(conn: sqlite3.Connection) -> list[tuple[str, str, str, str]]:
+def schema_of(conn: sqlite3.Connection) -> list[tuple[str, str, str, object]]:
+    """Tables by their columns (ALTER TABLE rewrites a table's SQL text), indexes by SQL."""
     rows = conn.execute(
         "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
         " ORDER BY type, name"
     ).fetchall()
-    return [(t, n, tbl, " ".join(sql.split())) for t, n, tbl, sql in rows]
+    return [
+        (t, n, tbl, conn.execute(f"PRAGMA table_xinfo({n})").fetchall())
+        if t == "table"
+        else (t, n, tbl, " ".join(sql.split()))
+        for t, n, tbl, sql in rows
+    ]
 
 
 def test_all_migrations_in_order_give_the_fresh_schema() -> None:
@@ -723,7 +732,7 @@ def test_all_migrations_in_order_give_the_fresh_schema() -> None:
     fresh.executescript(resources.files("runq.store.sqlite").joinpath("schema.sql").read_text())
     assert schema_of(migrated) == schema_of(fresh)
     assert schema_of(fresh)  # the comparison is not vacuous
-    for table in ("jobs",):
+    for table in ("jobs", "attempts"):
         cols = f"PRAGMA table_info({table})"
         assert migrated.execute(cols).fetchall() == fresh.execute(cols).fetchall()
 

@@ -53,6 +53,19 @@ class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     traceback: str | None = None
 
 
+class AttemptInfo(msgspec.Struct, frozen=True):
+    """One attempt of a job: who ran it, when, and how it ended."""
+
+    attempt: int
+    worker: str
+    fence: int
+    started_at: float
+    finished_at: float | None = None
+    # succeeded, failed, worker_lost, lease_expired, cancelled, released; None: running
+    outcome: str | None = None
+    error: ErrorInfo | None = None
+
+
 class Job(msgspec.Struct, frozen=True, omit_defaults=False):
     """A job as the store keeps it."""
 
@@ -76,6 +89,8 @@ class Job(msgspec.Struct, frozen=True, omit_defaults=False):
     lease_until: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    backoff: float | None = None
+    history: list[AttemptInfo] = []  # filled by a single-job read, empty in lists
 
     @property
     def finished(self) -> bool:

@@ -40,6 +40,7 @@ class JobSpec(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fi
     max_attempts: Attempts = DEFAULT_MAX_ATTEMPTS
     timeout: Timeout | None = None
     key: Key | None = None
+    backoff: Annotated[float, Meta(gt=0, le=86400)] | None = None  # retry back-off base, s
 
     def ready_at(self, now: float) -> float:
         """When the job may first run."""

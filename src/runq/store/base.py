@@ -22,6 +22,7 @@ class ReportResult(NamedTuple):
 class Requeued(NamedTuple):
     queues: set[str]  # queues that got a job back
     failed: list[int]  # jobs that were out of attempts and ended failed instead
+    workers: frozenset[str] = frozenset()  # the workers that lost them (expiry only)
 
 
 class Store(Protocol):
@@ -51,6 +52,19 @@ class Store(Protocol):
 
     async def requeue_expired(self, now: float) -> Requeued:
         """Give back jobs whose lease ran out."""
+        ...
+
+    async def release(
+        self, worker: str, running: Sequence[tuple[int, int]], now: float
+    ) -> set[str]:
+        """Take back jobs ``worker`` hands back unfinished (a graceful stop): they are
+        queued again and the attempt does not count. Returns their queues."""
+        ...
+
+    async def retry(self, job_id: int | None, queue: str | None, now: float) -> list[int]:
+        """Queue failed jobs again with fresh attempts: one job (UnknownJob if there is
+        none, IllegalTransition unless it failed), or every failed job of ``queue`` (all
+        queues when None). Returns the ids queued."""
         ...
 
     async def promote_scheduled(self, now: float) -> set[str]:

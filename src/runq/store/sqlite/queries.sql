@@ -1,18 +1,22 @@
 -- Named queries of the SQLite store. Each block starts with "-- name: NAME".
+-- Job rows are read with the column list of rows.JOB_COLUMNS, in that order.
 
 -- name: insert
 INSERT INTO jobs (task, args, queue, priority, state, max_attempts, run_at, timeout, key,
-                  submitted_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  submitted_at, backoff)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING;
 
 -- name: insert_plain
 INSERT INTO jobs (task, args, queue, priority, state, max_attempts, run_at, timeout, key,
-                  submitted_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  submitted_at, backoff)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: id_by_key
 SELECT id FROM jobs WHERE key = ?;
+
+-- name: last_id
+SELECT seq FROM sqlite_sequence WHERE name = 'jobs';
 
 -- name: ready_in_queue
 SELECT id, priority, run_at FROM jobs
@@ -35,13 +39,29 @@ SET state = 'running', worker = ?, fence = fence + 1, attempts = attempts + 1,
 WHERE state = 'queued' AND id IN (SELECT value FROM json_each(?))
 RETURNING id, fence, task, args, attempts, max_attempts, timeout, priority, run_at;
 
+-- name: attempt_started
+INSERT INTO attempts (job_id, fence, attempt, worker, started_at) VALUES (?, ?, ?, ?, ?);
+
+-- name: attempt_ended
+UPDATE attempts SET finished_at = ?, outcome = ?, error = ?
+WHERE job_id = ? AND fence = ?;
+
+-- name: attempts_of_worker_ended
+UPDATE attempts SET finished_at = ?, outcome = ?, error = ?
+WHERE (job_id, fence) IN (SELECT id, fence FROM jobs WHERE state = 'running' AND worker = ?);
+
+-- name: attempts_expired_ended
+UPDATE attempts SET finished_at = ?, outcome = ?, error = ?
+WHERE (job_id, fence) IN (SELECT id, fence FROM jobs
+                          WHERE state = 'running' AND lease_until < ?);
+
 -- name: succeed
 UPDATE jobs
 SET state = 'succeeded', result = ?, error = NULL, finished_at = ?, lease_until = NULL
 WHERE id = ? AND fence = ? AND worker = ? AND state = 'running';
 
 -- name: running_attempt
-SELECT attempts, max_attempts, queue FROM jobs
+SELECT attempts, max_attempts, queue, backoff FROM jobs
 WHERE id = ? AND fence = ? AND worker = ? AND state = 'running';
 
 -- name: fail_attempt
@@ -49,6 +69,12 @@ UPDATE jobs
 SET state = ?, run_at = coalesce(?, run_at), error = ?, lease_until = NULL,
     finished_at = CASE WHEN ? = 'failed' THEN ? ELSE NULL END
 WHERE id = ? AND fence = ? AND state = 'running';
+
+-- name: release
+UPDATE jobs
+SET state = 'queued', attempts = attempts - 1, lease_until = NULL
+WHERE id = ? AND fence = ? AND worker = ? AND state = 'running'
+RETURNING queue;
 
 -- name: extend_lease
 UPDATE jobs SET lease_until = ?
@@ -68,7 +94,7 @@ SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
     error = ?, lease_until = NULL,
     finished_at = CASE WHEN attempts >= max_attempts THEN ? ELSE NULL END
 WHERE state = 'running' AND lease_until < ?
-RETURNING id, queue, state;
+RETURNING id, queue, state, worker;
 
 -- name: promote
 UPDATE jobs SET state = 'queued'
@@ -80,8 +106,26 @@ UPDATE jobs
 SET state = 'cancelled', finished_at = ?, lease_until = NULL
 WHERE id = ? AND state IN ('queued', 'scheduled', 'running');
 
+-- name: retry_one
+UPDATE jobs
+SET state = 'queued', attempts = 0, run_at = ?, finished_at = NULL, lease_until = NULL
+WHERE id = ? AND state = 'failed'
+RETURNING queue;
+
+-- name: retry_failed
+UPDATE jobs
+SET state = 'queued', attempts = 0, run_at = :now, finished_at = NULL, lease_until = NULL
+WHERE state = 'failed' AND (:queue IS NULL OR queue = :queue)
+RETURNING id, queue;
+
 -- name: get
-SELECT * FROM jobs WHERE id = ?;
+SELECT id, task, args, queue, priority, state, attempts, max_attempts, run_at, timeout, key,
+       result, error, worker, fence, lease_until, submitted_at, started_at, finished_at, backoff
+FROM jobs WHERE id = ?;
+
+-- name: history
+SELECT attempt, worker, fence, started_at, finished_at, outcome, error
+FROM attempts WHERE job_id = ? ORDER BY fence;
 
 -- name: counts
 SELECT queue, state, count(*) FROM jobs GROUP BY state, queue;

@@ -18,7 +18,8 @@ CREATE TABLE jobs (
     lease_until   REAL,
     submitted_at  REAL    NOT NULL,
     started_at    REAL,
-    finished_at   REAL
+    finished_at   REAL,
+    backoff       REAL               -- base of the retry back-off, seconds (NULL: default)
 );
 
 -- claim order inside a queue: priority desc, run_at, id (only ready jobs are indexed)
@@ -27,3 +28,16 @@ CREATE INDEX jobs_scheduled ON jobs (run_at) WHERE state = 'scheduled';
 CREATE INDEX jobs_running ON jobs (lease_until) WHERE state = 'running';
 CREATE INDEX jobs_state ON jobs (state, queue);
 CREATE UNIQUE INDEX jobs_key ON jobs (key) WHERE key IS NOT NULL;
+
+CREATE TABLE attempts (
+    job_id       INTEGER NOT NULL,
+    fence        INTEGER NOT NULL,
+    attempt      INTEGER NOT NULL,
+    worker       TEXT    NOT NULL,
+    started_at   REAL    NOT NULL,
+    finished_at  REAL,
+    outcome      TEXT,              -- succeeded, failed, worker_lost, lease_expired,
+                                    -- cancelled, released
+    error        BLOB,              -- msgpack ErrorInfo
+    PRIMARY KEY (job_id, fence)
+) WITHOUT ROWID;

@@ -1,0 +1,106 @@
+"""Rows to records and back: the only place that knows the SQLite column layout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+import msgspec
+
+from runq.model import Assignment, ErrorInfo, Job, JobSpec, JobState
+from runq.model.job import AttemptInfo
+from runq.store.base import Requeued
+
+enc = msgspec.msgpack.Encoder()
+dec = msgspec.msgpack.Decoder()
+dec_error = msgspec.msgpack.Decoder(ErrorInfo)
+
+JOB_COLUMNS: Final = (
+    "id, task, args, queue, priority, state, attempts, max_attempts, run_at, timeout, key, "
+    "result, error, worker, fence, lease_until, submitted_at, started_at, finished_at, backoff"
+)
+INSERT_COLUMNS: Final = (
+    "task, args, queue, priority, state, max_attempts, run_at, timeout, key, submitted_at, backoff"
+)
+KEY_INDEX: Final = 8  # position of the idempotency key in an insert row
+
+
+def insert_row(s: JobSpec, now: float) -> tuple[Any, ...]:
+    run_at = s.ready_at(now)
+    state = JobState.SCHEDULED if run_at > now else JobState.QUEUED
+    return (
+        s.task,
+        enc.encode((s.args, s.kwargs)),
+        s.queue,
+        s.priority,
+        str(state),
+        s.max_attempts,
+        run_at,
+        s.timeout,
+        s.key,
+        now,
+        s.backoff,
+    )
+
+
+def assignment(r: tuple[Any, ...]) -> Assignment:
+    args, kwargs = dec.decode(r[3])
+    return Assignment(r[0], r[1], r[2], args, kwargs, r[4], r[5], r[6])
+
+
+def job(r: tuple[Any, ...], history: list[AttemptInfo] | None = None) -> Job:
+    (id_, task, args, queue, prio, state, attempts, max_attempts, run_at, timeout, key) = r[:11]
+    (result, error, worker, fence, lease, submitted, started, finished, backoff) = r[11:20]
+    a, kw = dec.decode(args)
+    return Job(
+        id=id_,
+        task=task,
+        args=a,
+        kwargs=kw,
+        queue=queue,
+        priority=prio,
+        state=JobState(state),
+        attempts=attempts,
+        max_attempts=max_attempts,
+        run_at=run_at,
+        submitted_at=submitted,
+        timeout=timeout,
+        key=key,
+        result=None if result is None else dec.decode(result),
+        error=None if error is None else dec_error.decode(error),
+        worker=worker,
+        fence=fence,
+        lease_until=lease,
+        started_at=started,
+        finished_at=finished,
+        backoff=backoff,
+        history=history or [],
+    )
+
+
+def attempt(r: tuple[Any, ...]) -> AttemptInfo:
+    attempt_no, worker, fence, started, finished, outcome, error = r
+    return AttemptInfo(
+        attempt=attempt_no,
+        worker=worker,
+        fence=fence,
+        started_at=started,
+        finished_at=finished,
+        outcome=outcome,
+        error=None if error is None else dec_error.decode(error),
+    )
+
+
+def requeued(rows: Iterable[tuple[Any, ...]]) -> Requeued:
+    """From rows of (id, queue, state[, worker])."""
+    queues: set[str] = set()
+    failed: list[int] = []
+    workers: set[str] = set()
+    for row in rows:
+        if row[2] == "failed":
+            failed.append(row[0])
+        else:
+            queues.add(row[1])
+        if len(row) > 3:
+            workers.add(row[3])
+    return Requeued(queues, failed, frozenset(workers))
