@@ -31,6 +31,12 @@ class StoreError(RunqError):
     code = "store_error"
 
 
+class Unavailable(RunqError):
+    """The broker is shutting down and takes no new work."""
+
+    code = "unavailable"
+
+
 class ConnectionLost(RunqError):
     code = "connection_lost"
 

@@ -112,6 +112,11 @@ SAMPLES: list[msgspec.Struct] = [
     m.Reported(9),
     m.Heartbeat([(42, 7), (43, 1)]),
     m.CancelJobs([42, 43]),
+    m.Retry(12, 42),
+    m.Retry(13, None, "emails"),
+    m.Retried(12, [42]),
+    m.Drain(),
+    m.Release(10, [(42, 7)]),
 ]
 
 

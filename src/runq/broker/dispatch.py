@@ -31,6 +31,7 @@ class WorkerSession:
     inflight: dict[int, int] = field(default_factory=dict)  # job id -> fence
     done: int = 0
     closed: bool = False
+    draining: bool = False  # the worker is stopping: assign nothing more
 
     @property
     def free(self) -> int:
@@ -67,6 +68,11 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._empty: set[str] = set()
         self._version: dict[str, int] = {}
+        self.paused = False  # set while the broker shuts down
+
+    def forget_empty(self) -> None:
+        """Claim from every queue again (after a change that may touch any queue)."""
+        self.wake(list(self._empty))
 
     def wake(self, queues: Iterable[str] | None = None) -> None:
         if queues is not None:
@@ -92,7 +98,9 @@ class Dispatcher:
         return [
             s
             for s in self.sessions.values()
-            if s.free > 0 and not s.closed and any(q not in self._empty for q in s.queues)
+            if s.free > 0
+            and not (s.closed or s.draining or self.paused)
+            and any(q not in self._empty for q in s.queues)
         ]
 
     async def _round(self) -> None:

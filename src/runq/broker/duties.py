@@ -31,6 +31,12 @@ class Duties:
             log.warning("leases expired in queues %s: jobs re-queued", names)
             self.broker.dispatcher.wake(requeued.queues)
         self.broker.job_finished(requeued.failed)
+        self.broker.counters["lease_expiries"] += len(requeued.workers)
+        for worker_id in requeued.workers:
+            session = self.broker.dispatcher.sessions.get(worker_id)
+            if session is not None:  # connected but silent: it is no longer trusted
+                log.warning("worker %s let its lease run out; closing its connection", worker_id)
+                session.conn.close()
         return len(requeued.queues) + len(requeued.failed)
 
     async def run(self) -> None:

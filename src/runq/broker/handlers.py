@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from runq.errors import ProtocolError, UnknownJob
+from runq.errors import ProtocolError, Unavailable, UnknownJob
 from runq.model import JobState
 from runq.protocol import messages as m
 
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 
 async def submit(broker: Broker, conn: Connection, msg: m.Submit) -> None:
+    if not broker.accepting:
+        raise Unavailable("the broker is shutting down; submit to another broker or retry")
     ids = await broker.store.submit_many(msg.jobs, broker.clock())
     conn.send(m.Submitted(msg.req, ids))
     broker.counters["submitted"] += len(ids)
@@ -59,6 +61,14 @@ async def cancel(broker: Broker, conn: Connection, msg: m.Cancel) -> None:
     conn.send(m.JobReply(msg.req, job))
 
 
+async def retry(broker: Broker, conn: Connection, msg: m.Retry) -> None:
+    ids = await broker.store.retry(msg.id, msg.queue, broker.clock())
+    conn.send(m.Retried(msg.req, ids))
+    if ids:
+        broker.counters["retried_by_hand"] += len(ids)
+        broker.dispatcher.forget_empty()
+
+
 async def stats(broker: Broker, conn: Connection, msg: m.GetStats) -> None:
     conn.send(m.StatsReply(msg.req, await broker.stats()))
 
@@ -96,12 +106,30 @@ async def heartbeat(broker: Broker, conn: Connection, msg: m.Heartbeat) -> None:
         conn.send(m.CancelJobs(lost))
 
 
+async def drain(broker: Broker, conn: Connection, msg: m.Drain) -> None:
+    session = conn.session
+    assert session is not None
+    session.draining = True
+
+
+async def release(broker: Broker, conn: Connection, msg: m.Release) -> None:
+    session = conn.session
+    assert session is not None
+    for job_id, _ in msg.running:
+        session.inflight.pop(job_id, None)
+    queues = await broker.store.release(session.id, msg.running, broker.clock())
+    conn.send(m.Reported(msg.seq))
+    if queues:
+        broker.dispatcher.wake(queues)
+
+
 CLIENT_HANDLERS: dict[type, Handler] = {
     m.Submit: submit,
     m.Get: get,
     m.Wait: wait,
     m.ListJobs: list_jobs,
     m.Cancel: cancel,
+    m.Retry: retry,
     m.GetStats: stats,
     m.ListWorkers: workers,
 }
@@ -109,4 +137,6 @@ CLIENT_HANDLERS: dict[type, Handler] = {
 WORKER_HANDLERS: dict[type, Handler] = {
     m.Report: report,
     m.Heartbeat: heartbeat,
+    m.Drain: drain,
+    m.Release: release,
 }

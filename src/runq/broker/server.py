@@ -41,6 +41,7 @@ class Broker:
         self.counters: collections.Counter[str] = collections.Counter()
         self.started_at = clock()
         self.stopping = False
+        self.accepting = True  # false while shutting down: submits are refused
         self.client_port = 0
         self.worker_port = 0
         self._waiters: dict[int, set[asyncio.Future[None]]] = {}
@@ -72,10 +73,18 @@ class Broker:
             self.worker_port,
         )
 
-    async def stop(self) -> None:
-        """Stop taking work, close every connection and the store."""
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop taking work, wait up to ``grace`` seconds for the reports of running jobs,
+        then close every connection and the store. Workers keep running what they have
+        and report it to the next broker with their fences."""
         if self.stopping:
             return
+        self.dispatcher.paused = True
+        self.accepting = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while loop.time() < deadline and any(s.inflight for s in self.dispatcher.sessions.values()):
+            await asyncio.sleep(0.05)
         self.stopping = True
         for server in self._servers:
             server.close()
@@ -238,6 +247,7 @@ class Broker:
             "worker_slots": sum(s.concurrency for s in sessions),
             "busy_slots": sum(len(s.inflight) for s in sessions),
             "throughput": round(self.throughput(), 1),
+            "stale_reports": self.counters["stale_reports"],
             "since_start": dict(self.counters),
             "uptime": round(self.clock() - self.started_at, 1),
         }

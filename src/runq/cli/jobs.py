@@ -72,6 +72,9 @@ def split_words(words: tuple[str, ...]) -> tuple[str, list[str]]:
 )
 @click.option("--key", default=None, help="Idempotency key: the same key returns the existing job.")
 @click.option(
+    "--backoff", type=float, default=None, callback=positive, help="Retry back-off base in seconds."
+)
+@click.option(
     "--wait", "wait_", is_flag=True, help="Wait, print the result; exit 1 if the job failed."
 )
 @click.option(
@@ -91,12 +94,13 @@ def submit(
     retries: int | None,
     timeout: float | None,
     key: str | None,
+    backoff: float | None,
     wait_: bool,
     batch: TextIO | None,
 ) -> None:
     """Submit a job: runq submit TASK [ARG...] (or "TASK ARG..." as one string)."""
     options: dict[str, Any] = {"queue": queue, "priority": priority, "delay": delay}
-    options |= {"retries": retries, "timeout": timeout}
+    options |= {"retries": retries, "timeout": timeout, "backoff": backoff}
     if batch is not None:
         if words or key:
             raise click.UsageError("--batch takes its jobs from the file; give no TASK or --key")
@@ -235,6 +239,31 @@ def cancel(job_id: int, server: str | None, as_json: bool) -> None:
     with connect(server) as client:
         job = client.cancel(job_id)
     click.echo(to_json(job_dict(job)) if as_json else f"Job {job.id}: cancelled")
+
+
+@click.command()
+@click.argument("job_id", type=click.IntRange(1), required=False)
+@server_option("client")
+@click.option("--all", "all_", is_flag=True, help="Every failed job (of --queue, if given).")
+@click.option("--queue", "-q", default=None, help="With --all: only this queue.")
+@json_option
+@handle_errors
+def retry(
+    job_id: int | None, server: str | None, all_: bool, queue: str | None, as_json: bool
+) -> None:
+    """Queue a failed job again (or every failed job with --all) with fresh attempts."""
+    if (job_id is None) == (not all_):
+        raise click.UsageError("give a job id or --all, not both")
+    if queue is not None and not all_:
+        raise click.UsageError("--queue goes with --all")
+    with connect(server) as client:
+        ids = [client.retry(job_id)] if job_id is not None else client.retry_failed(queue)
+    if as_json:
+        click.echo(to_json({"retried": ids}))
+    elif job_id is not None:
+        click.echo(f"Job {job_id}: queued again")
+    else:
+        click.echo(f"Queued {len(ids)} failed job(s) again")
 
 
 @click.command("jobs")

@@ -27,6 +27,7 @@ for command in (
     jobs.status,
     jobs.result,
     jobs.cancel,
+    jobs.retry,
     jobs.list_jobs,
     admin.workers,
     admin.stats,

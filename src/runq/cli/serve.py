@@ -17,6 +17,7 @@ from runq.broker import Broker, BrokerConfig
 from runq.cli.common import (
     address,
     handle_errors,
+    non_negative,
     parse_csv,
     positive,
     run,
@@ -64,6 +65,14 @@ broker_options = [
         help="Seconds a worker holds a job without heartbeating.",
     ),
     click.option(
+        "--grace",
+        default=30.0,
+        show_default=True,
+        type=float,
+        callback=non_negative,
+        help="On quit, seconds to wait for running jobs to report.",
+    ),
+    click.option(
         "--log-level", default="info", show_default=True, help="debug, info, warning or error."
     ),
 ]
@@ -76,9 +85,15 @@ def with_broker_options(fn: Any) -> Any:
 
 
 def _broker(
-    store: str | None, host: str, port: int, worker_port: int, durability: str, lease: float
+    store: str | None,
+    host: str,
+    port: int,
+    worker_port: int,
+    durability: str,
+    lease: float,
+    grace: float,
 ) -> Broker:
-    config = BrokerConfig(host=host, port=port, worker_port=worker_port, lease=lease)
+    config = BrokerConfig(host=host, port=port, worker_port=worker_port, lease=lease, grace=grace)
     return Broker(open_store(StoreConfig(url=store_url(store), durability=durability)), config)
 
 
@@ -111,6 +126,7 @@ def server(
     worker_port: int,
     durability: str,
     lease: float,
+    grace: float,
     log_level: str,
 ) -> None:
     """Run a broker: clients connect on --port, workers on --worker-port.
@@ -120,13 +136,13 @@ def server(
     runq_log.setup(log_level)
 
     async def main() -> None:
-        broker = _broker(store, host, port, worker_port, durability, lease)
+        broker = _broker(store, host, port, worker_port, durability, lease, grace)
         await broker.start()
         _announce(broker, store)
         try:
             await _until_signal(True, broker)
         finally:
-            await broker.stop()
+            await broker.stop(grace)
 
     run(main())
 
@@ -145,10 +161,23 @@ def server(
     help="Jobs at once (default: CPU count).",
 )
 @click.option("--id", "worker_id", default=None, help="Worker id (default: a random w-xxxxxx).")
+@click.option(
+    "--grace",
+    default=30.0,
+    show_default=True,
+    type=float,
+    callback=non_negative,
+    help="On SIGTERM, seconds running jobs may take before they are handed back.",
+)
 @click.option("--log-level", default="info", show_default=True)
 @handle_errors
 def worker(
-    server: str | None, queues: str, concurrency: int | None, worker_id: str | None, log_level: str
+    server: str | None,
+    queues: str,
+    concurrency: int | None,
+    worker_id: str | None,
+    grace: float,
+    log_level: str,
 ) -> None:
     """Run a worker: connect to a broker and run the jobs it assigns."""
     runq_log.setup(log_level)
@@ -170,8 +199,16 @@ def worker(
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        stopping: list[asyncio.Task[None]] = []
+
+        def on_signal() -> None:
+            if stopping:  # a second signal: hand back what runs and stop now
+                agent.stop_now()
+            else:
+                stopping.append(asyncio.ensure_future(agent.shutdown(grace)))
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, agent.stop)
+            loop.add_signal_handler(sig, on_signal)
         await agent.run()
 
     run(main())
@@ -198,6 +235,7 @@ def up(
     worker_port: int,
     durability: str,
     lease: float,
+    grace: float,
     log_level: str,
     n_workers: int,
     concurrency: int | None,
@@ -206,26 +244,26 @@ def up(
     runq_log.setup(log_level)
 
     async def main() -> None:
-        broker = _broker(store, host, port, worker_port, durability, lease)
+        broker = _broker(store, host, port, worker_port, durability, lease, grace)
         await broker.start()
         _announce(broker, store)
-        procs = [_spawn_worker(broker, concurrency, log_level) for _ in range(n_workers)]
+        procs = [_spawn_worker(broker, concurrency, grace, log_level) for _ in range(n_workers)]
         click.echo(f"runq up: {n_workers} worker(s) started; Ctrl-C stops everything", err=True)
         try:
             await _until_signal(True, broker)
         finally:
-            await _stop_workers(procs)
-            await broker.stop()
+            await _stop_workers(procs, grace + 10)
+            await broker.stop(grace)
 
     run(main())
 
 
 def _spawn_worker(
-    broker: Broker, concurrency: int | None, log_level: str
+    broker: Broker, concurrency: int | None, grace: float, log_level: str
 ) -> subprocess.Popen[bytes]:
     host = broker.config.host if broker.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     cmd = [sys.executable, "-m", "runq", "worker", "--server", f"{host}:{broker.worker_port}"]
-    cmd += ["--log-level", log_level]
+    cmd += ["--log-level", log_level, "--grace", str(grace)]
     if concurrency:
         cmd += ["--concurrency", str(concurrency)]
     # Own process group: a Ctrl-C on the terminal reaches `runq up`, which stops them.

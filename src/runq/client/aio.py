@@ -48,6 +48,7 @@ def spec(
     retries: int | None = None,
     timeout: float | None = None,
     key: str | None = None,
+    backoff: float | None = None,
 ) -> JobSpec:
     """A validated JobSpec; ``retries`` is the number of tries after the first."""
     raw: dict[str, Any] = {"task": task, "args": list(args)}
@@ -57,7 +58,10 @@ def spec(
         raw["queue"] = queue
     if priority:
         raw["priority"] = priority
-    for name, value in (("delay", delay), ("run_at", run_at), ("timeout", timeout), ("key", key)):
+    for name, value in (
+        *(("delay", delay), ("run_at", run_at), ("timeout", timeout)),
+        *(("key", key), ("backoff", backoff)),
+    ):
         if value is not None:
             raw[name] = value
     if retries is not None:
@@ -227,6 +231,17 @@ class AsyncClient:
         reply = await self._call(lambda req: m.Cancel(req, job_id))
         job: Job = reply.job
         return job
+
+    async def retry(self, job_id: int) -> int:
+        """Queue a failed job again with fresh attempts."""
+        reply = await self._call(lambda req: m.Retry(req, job_id))
+        return job_id if reply.ids else 0
+
+    async def retry_failed(self, queue: str | None = None) -> builtins.list[int]:
+        """Queue every failed job of ``queue`` (of every queue when None) again."""
+        reply = await self._call(lambda req: m.Retry(req, None, queue))
+        ids: builtins.list[int] = reply.ids
+        return ids
 
     async def list(
         self,

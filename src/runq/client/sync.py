@@ -59,6 +59,12 @@ class Client:
     def cancel(self, job_id: int) -> Job:
         return self._run(self._aio.cancel(job_id))
 
+    def retry(self, job_id: int) -> int:
+        return self._run(self._aio.retry(job_id))
+
+    def retry_failed(self, queue: str | None = None) -> builtins.list[int]:
+        return self._run(self._aio.retry_failed(queue))
+
     def list(
         self,
         state: str | None = None,

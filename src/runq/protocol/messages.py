@@ -81,6 +81,15 @@ class Cancel(Base, frozen=True, tag="cancel"):
     id: JobId
 
 
+class Retry(Base, frozen=True, tag="retry"):
+    """Queue failed jobs again: job ``id``, or with ``id`` nil every failed job of
+    ``queue`` (of all queues when ``queue`` is nil too)."""
+
+    req: ReqId
+    id: JobId | None = None
+    queue: Name | None = None
+
+
 class GetStats(Base, frozen=True, tag="stats"):
     req: ReqId
 
@@ -93,6 +102,11 @@ class ListWorkers(Base, frozen=True, tag="workers"):
 
 
 class Submitted(Base, frozen=True, tag="submitted"):
+    req: int
+    ids: list[int]
+
+
+class Retried(Base, frozen=True, tag="retried"):
     req: int
     ids: list[int]
 
@@ -147,13 +161,24 @@ class Heartbeat(Base, frozen=True, tag="heartbeat"):
     running: Annotated[list[tuple[JobId, int]], Meta(max_length=L.MAX_CONCURRENCY)]
 
 
+class Drain(Base, frozen=True, tag="drain"):
+    """The worker is stopping: assign it nothing more."""
+
+
+class Release(Base, frozen=True, tag="release"):
+    """Jobs the worker gives back unfinished; acknowledged with ``reported(seq)``."""
+
+    seq: Annotated[int, Meta(ge=0)]
+    running: Annotated[list[tuple[JobId, int]], Meta(max_length=L.MAX_CONCURRENCY)]
+
+
 class CancelJobs(Base, frozen=True, tag="canceljobs"):
     ids: list[int]
 
 
-ClientRequest = Submit | Get | Wait | ListJobs | Cancel | GetStats | ListWorkers
-ClientReply = Submitted | JobReply | JobList | WorkerList | StatsReply | Error
-WorkerMessage = Report | Heartbeat
+ClientRequest = Submit | Get | Wait | ListJobs | Cancel | Retry | GetStats | ListWorkers
+ClientReply = Submitted | Retried | JobReply | JobList | WorkerList | StatsReply | Error
+WorkerMessage = Report | Heartbeat | Drain | Release
 BrokerToWorker = Assign | Reported | CancelJobs | Error
 
 # What each side may receive, by role: a broker's client port, its worker port, and peers.
@@ -167,7 +192,7 @@ ALL_TAGS: Final = frozenset(
     for cls in (
         *(Hello, Welcome, Error, Submit, Get, Wait, ListJobs, Cancel, GetStats, ListWorkers),
         *(Submitted, JobReply, JobList, WorkerList, StatsReply, Assign, Report, Reported),
-        *(Heartbeat, CancelJobs),
+        *(Heartbeat, CancelJobs, Retry, Retried, Drain, Release),
     )
 )
 
@@ -176,6 +201,7 @@ __all__ = [
     "Assignment",
     "Cancel",
     "CancelJobs",
+    "Drain",
     "Error",
     "ErrorInfo",
     "Get",
@@ -189,8 +215,11 @@ __all__ = [
     "ListJobs",
     "ListWorkers",
     "Outcome",
+    "Release",
     "Report",
     "Reported",
+    "Retried",
+    "Retry",
     "StatsReply",
     "Submit",
     "Submitted",

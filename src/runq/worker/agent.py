@@ -57,7 +57,7 @@ class Agent:
         self.id = config.worker_id
         self.executors: list[Executor] = [*executors, BuiltinExecutor()]
         self.running: dict[int, Running] = {}
-        self.unacked: dict[int, list[Outcome]] = {}
+        self.unacked: dict[int, m.Report | m.Release] = {}  # by seq, until acknowledged
         self.done = 0
         self.connected = asyncio.Event()
         self._outbox: list[Outcome] = []
@@ -66,6 +66,7 @@ class Agent:
         self._writer: asyncio.StreamWriter | None = None
         self._lease = 30.0
         self._stopping = False
+        self._draining = False
 
     # -- connection life -----------------------------------------------------------------
 
@@ -77,6 +78,8 @@ class Agent:
                 await self._session()
                 delay = self.config.reconnect_min
             except (OSError, ConnectionLost, asyncio.IncompleteReadError) as exc:
+                if self._stopping:
+                    break
                 log.info(
                     "worker %s: broker unreachable (%s); retrying in %.2fs", self.id, exc, delay
                 )
@@ -88,9 +91,51 @@ class Agent:
             delay = min(delay * 2, self.config.reconnect_max)
 
     def stop(self) -> None:
+        """Stop at once: close the connection (the broker re-queues what we ran)."""
         self._stopping = True
         if self._writer is not None:
             self._writer.close()
+
+    async def shutdown(self, grace: float, ack_timeout: float = 5.0) -> None:
+        """Stop gracefully: take nothing new, let running jobs finish for up to ``grace``
+        seconds, hand the rest back (their attempt does not count), then stop."""
+        loop = asyncio.get_running_loop()
+        if not self._draining:
+            self._draining = True
+            self._send(m.Drain())
+            log.info("worker %s: draining, %d job(s) running", self.id, len(self.running))
+        deadline = loop.time() + grace
+        while self.running and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        self._release(list(self.running))
+        self._flush()
+        deadline = loop.time() + ack_timeout
+        while self.unacked and self._writer is not None and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        self.stop()
+
+    def stop_now(self) -> None:
+        """Hand back whatever runs and stop without waiting (a second signal)."""
+        self._draining = True
+        self._release(list(self.running))
+        self._flush()
+        self.stop()
+
+    def _release(self, ids: list[int]) -> None:
+        """Give jobs back to the broker unfinished."""
+        running = []
+        for job_id in ids:
+            entry = self.running.pop(job_id, None)
+            if entry is None:
+                continue
+            running.append((job_id, entry.fence))
+            if entry.task is not None:
+                entry.task.cancel()
+        if running:
+            self._seq += 1
+            self.unacked[self._seq] = msg = m.Release(self._seq, running)
+            self._send(msg)
+            log.info("worker %s: handed back %d unfinished job(s)", self.id, len(running))
 
     async def _session(self) -> None:
         reader, writer = await asyncio.open_connection(self.config.host, self.config.port)
@@ -118,7 +163,9 @@ class Agent:
             writer.close()
 
     def _hello(self) -> m.Hello:
-        reported = {o.id for batch in self.unacked.values() for o in batch}
+        reported = {
+            o.id for msg in self.unacked.values() if isinstance(msg, m.Report) for o in msg.outcomes
+        }
         reported.update(o.id for o in self._outbox)
         running = [(i, r.fence) for i, r in self.running.items() if i not in reported]
         return m.Hello(
@@ -185,6 +232,10 @@ class Agent:
     def _start(self, job: Assignment) -> None:
         if job.id in self.running:
             return  # already running it (assigned again after a reconnect)
+        if self._draining:  # assigned before the broker saw our drain: give it back
+            self.running[job.id] = Running(job.fence)
+            self._release([job.id])
+            return
         executor = self._executor(job.task)
         if executor is None:
             self._finish(job, exc=UnknownTask(f"no task named {job.task!r} on worker {self.id}"))
@@ -244,12 +295,14 @@ class Agent:
             return
         outcomes, self._outbox = self._outbox, []
         self._seq += 1
-        self.unacked[self._seq] = outcomes
-        self._send(m.Report(self._seq, outcomes))
+        self.unacked[self._seq] = msg = m.Report(self._seq, outcomes)
+        self._send(msg)
 
     def _resend(self) -> None:
-        for seq, outcomes in sorted(self.unacked.items()):
-            self._send(m.Report(seq, outcomes))
+        for _, msg in sorted(self.unacked.items()):
+            self._send(msg)
+        if self._draining:
+            self._send(m.Drain())
         self._flush()
 
     def _send(self, msg: Any) -> None:
