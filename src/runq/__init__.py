@@ -1,0 +1,13 @@
+"""runq: a durable, fast distributed task queue.
+
+from runq import Client
+with Client("127.0.0.1:1209") as client:
+    job_id = client.submit("wordcount", "hello world")
+    print(client.result(job_id, timeout=10))
+"""
+
+from runq.client import AsyncClient, Client, JobFailed
+from runq.errors import RunqError
+from runq.model import Job, JobSpec, JobState
+
+__all__ = ["AsyncClient", "Client", "Job", "JobFailed", "JobSpec", "JobState", "RunqError"]

@@ -15,7 +15,14 @@ from typing import Any
 import msgspec
 
 from runq.client.transport import DEFAULT_PORT, Transport, parse_server
-from runq.errors import FrameTooLarge, InvalidArguments, RunqError, Timeout
+from runq.errors import (
+    ConnectionLost,
+    FrameTooLarge,
+    InvalidArguments,
+    RunqError,
+    Timeout,
+    Unavailable,
+)
 from runq.model import Job, JobSpec, JobState
 from runq.model.spec import DEFAULT_QUEUE
 from runq.protocol import codec
@@ -23,6 +30,7 @@ from runq.protocol import limits as L
 from runq.protocol import messages as m
 
 WAIT_SLICE = 30.0  # seconds one WAIT request may block on the broker
+RESUBMIT_TRIES = 8  # reconnections for a keyed submit whose connection was lost (~10 s)
 
 
 class JobFailed(RunqError):
@@ -183,6 +191,20 @@ class AsyncClient:
         return ids
 
     async def _submit_chunk(self, specs: list[JobSpec]) -> list[int]:
+        """Submit one chunk. When every job has an idempotency key, a connection lost
+        before the answer is survived: the chunk goes again and the broker answers with
+        the ids it already gave (no job is stored twice)."""
+        tries = 0
+        while True:
+            try:
+                return await self._submit_frame(specs)
+            except (ConnectionLost, Unavailable):
+                if tries >= RESUBMIT_TRIES or not all(s.key for s in specs):
+                    raise
+            tries += 1
+            await asyncio.sleep(min(0.05 * 2**tries, 2.0))
+
+    async def _submit_frame(self, specs: list[JobSpec]) -> list[int]:
         """One SUBMIT frame, or two halves when the frame would pass the broker's limit."""
         t = await self._conn()
         req = t.next_id()
@@ -194,7 +216,7 @@ class AsyncClient:
                     f" {t.max_frame} bytes in one frame"
                 )
             half = len(specs) // 2
-            return await self._submit_chunk(specs[:half]) + await self._submit_chunk(specs[half:])
+            return await self._submit_frame(specs[:half]) + await self._submit_frame(specs[half:])
         reply = await t.request(frame, req)
         ids: list[int] = reply.ids
         return ids
