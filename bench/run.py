@@ -15,7 +15,9 @@ def main() -> int:
     cmd = [sys.executable, "-m", "runq", "bench", "--jobs", jobs, "--workers", "2"]
     rc = subprocess.call([*cmd, "--concurrency", "50"])
     print("== queue depth: broker memory and claim latency", flush=True)
-    return rc or subprocess.call([sys.executable, str(HERE / "depth.py")])
+    rc = rc or subprocess.call([sys.executable, str(HERE / "depth.py")])
+    print("== recovery: kill -9 and SIGSTOP of a worker", flush=True)
+    return rc or subprocess.call([sys.executable, str(HERE / "recovery.py")])
 
 
 if __name__ == "__main__":

@@ -19,6 +19,6 @@ class BrokerConfig:
     max_frame: int = L.MAX_FRAME
     claim_batch: int = 500  # most jobs claimed for one worker in one query
     promote_every: float = 0.25  # seconds between promotions of scheduled jobs
-    sweep_every: float = 1.0  # seconds between lease-expiry sweeps
+    sweep_every: float = 0.25  # seconds between lease-expiry sweeps
     handshake_timeout: float = 10.0
     grace: float = 30.0  # seconds `quit` waits for the reports of running jobs
