@@ -73,6 +73,16 @@ class InvalidArguments(TaskError):
     code = "invalid_arguments"
 
 
+class Permanent(TaskError):
+    """Raise it from a task to fail the job at once, without retries."""
+
+    code = "permanent"
+
+
+class CommandNotAllowed(TaskError):
+    code = "command_not_allowed"
+
+
 class ConfigError(RunqError):
     code = "config_error"
 

@@ -35,7 +35,9 @@ ALLOWED_ONLY: dict[str, tuple[str, ...]] = {
     "runq.model": ("runq.errors", "runq.model"),
     "runq.protocol": ("runq.errors", "runq.model", "runq.protocol"),
 }
-MAY_READ_ENVIRONMENT = ("runq.cli", "runq.http")
+# The edges: the command line, the HTTP API, and the task process's entry point (which
+# sets RUNQ_JOB_ID and RUNQ_ATTEMPT for the task it runs).
+MAY_READ_ENVIRONMENT = ("runq.cli", "runq.http", "runq.worker.executors.child")
 ENV_READERS = {"environ", "getenv", "environb", "getenvb"}
 
 

@@ -24,9 +24,11 @@ from runq.client import Client
 from runq.client.aio import spec, to_spec
 from runq.errors import InvalidArguments, Timeout
 from runq.model import Job, JobSpec, JobState
+from runq.model.spec import MAX_JOB_ID
 from runq.protocol.limits import MAX_FRAME
 
 SEND_BATCH = 1000
+JOB_ID = click.IntRange(1, MAX_JOB_ID)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
 
@@ -148,7 +150,10 @@ def _parse_line(line: str, options: dict[str, Any]) -> JobSpec:
         if not isinstance(data, dict):
             raise InvalidArguments("a JSON line must be an object")
         if "retries" in data:
-            data["max_attempts"] = int(data.pop("retries")) + 1
+            retries = data.pop("retries")
+            if type(retries) is not int or retries < 0:
+                raise InvalidArguments("retries must be a whole number, 0 or more")
+            data["max_attempts"] = retries + 1
         merged = {k: v for k, v in options.items() if k != "retries" and v is not None}
         if options.get("retries") is not None:
             merged["max_attempts"] = options["retries"] + 1
@@ -175,7 +180,7 @@ def send_batch(client: Client, specs: list[JobSpec]) -> None:
 
 
 @click.command()
-@click.argument("job_id", type=click.IntRange(1))
+@click.argument("job_id", type=JOB_ID)
 @server_option("client")
 @json_option
 @handle_errors
@@ -187,7 +192,7 @@ def status(job_id: int, server: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("job_id", type=click.IntRange(1))
+@click.argument("job_id", type=JOB_ID)
 @server_option("client")
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the job to finish.")
 @click.option(
@@ -230,7 +235,7 @@ def show_result(job: Job, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("job_id", type=click.IntRange(1))
+@click.argument("job_id", type=JOB_ID)
 @server_option("client")
 @json_option
 @handle_errors
@@ -242,7 +247,7 @@ def cancel(job_id: int, server: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("job_id", type=click.IntRange(1), required=False)
+@click.argument("job_id", type=JOB_ID, required=False)
 @server_option("client")
 @click.option("--all", "all_", is_flag=True, help="Every failed job (of --queue, if given).")
 @click.option("--queue", "-q", default=None, help="With --all: only this queue.")
@@ -271,9 +276,7 @@ def retry(
 @click.option("--state", type=click.Choice([s.value for s in JobState]), default=None)
 @click.option("--queue", "-q", default=None)
 @click.option("--limit", "-n", type=click.IntRange(1, 1000), default=20, show_default=True)
-@click.option(
-    "--before", type=click.IntRange(1), default=None, help="Only jobs with a smaller id (paging)."
-)
+@click.option("--before", type=JOB_ID, default=None, help="Only jobs with a smaller id (paging).")
 @json_option
 @handle_errors
 def list_jobs(

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import msgspec
 
-from runq.errors import ConnectionLost, ProtocolError, RunqError, from_code
+from runq.errors import ConnectionLost, InvalidArguments, ProtocolError, RunqError, from_code
 from runq.protocol import codec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
@@ -124,9 +124,13 @@ class Transport(asyncio.Protocol):
         gets the reply."""
         if self._transport is None or self._transport.is_closing():
             raise self._lost or ConnectionLost("not connected to a broker")
+        try:
+            frame = msg if isinstance(msg, bytes) else codec.encode(msg)
+        except (OverflowError, TypeError, ValueError) as exc:
+            raise InvalidArguments(f"cannot send this request: {exc}") from None
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[req] = fut
-        self._transport.write(msg if isinstance(msg, bytes) else codec.encode(msg))
+        self._transport.write(frame)
         return fut
 
     def _write(self, msg: msgspec.Struct) -> None:

@@ -19,7 +19,8 @@ TEN_YEARS: Final = 10 * 365 * 86400.0
 
 Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
 Key = Annotated[str, Meta(min_length=1, max_length=MAX_NAME)]
-JobId = Annotated[int, Meta(ge=1, le=2**62)]
+MAX_JOB_ID: Final = 2**62
+JobId = Annotated[int, Meta(ge=1, le=MAX_JOB_ID)]
 Priority = Annotated[int, Meta(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
 Attempts = Annotated[int, Meta(ge=1, le=MAX_ATTEMPTS)]
 Seconds = Annotated[float, Meta(ge=0, le=TEN_YEARS)]

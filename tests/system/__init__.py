@@ -1,0 +1,1 @@
+"""System tests: the real `runq` command in subprocesses (pytest -m system)."""
