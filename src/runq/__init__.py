@@ -7,7 +7,19 @@ with Client("127.0.0.1:1209") as client:
 """
 
 from runq.client import AsyncClient, Client, JobFailed
-from runq.errors import RunqError
+from runq.errors import Permanent, RunqError
 from runq.model import Job, JobSpec, JobState
+from runq.tasks import Registry, task
 
-__all__ = ["AsyncClient", "Client", "Job", "JobFailed", "JobSpec", "JobState", "RunqError"]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Job",
+    "JobFailed",
+    "JobSpec",
+    "JobState",
+    "Permanent",
+    "Registry",
+    "RunqError",
+    "task",
+]

@@ -22,6 +22,7 @@ from runq.protocol import limits as L
 from runq.protocol import messages as m
 from runq.store.sqlite.store import SqliteStore
 from runq.testing import RunningBroker, run_broker
+from runq.worker.executors.base import InlineExecutor
 
 S = JobState
 
@@ -59,7 +60,7 @@ async def state_is(client: AsyncClient, job_id: int, state: JobState) -> bool:
     return (await client.get(job_id)).state is state
 
 
-class Recorder:
+class Recorder(InlineExecutor):
     """A user task ("record") that notes the order in which jobs reach the worker."""
 
     def __init__(self) -> None:
@@ -73,7 +74,7 @@ class Recorder:
         return job.args[0]
 
 
-class Flaky:
+class Flaky(InlineExecutor):
     """A user task ("flaky") that fails its first ``failures`` attempts, then succeeds."""
 
     def __init__(self, failures: int) -> None:
@@ -88,7 +89,7 @@ class Flaky:
         return f"ok on attempt {job.attempt}"
 
 
-class Gate:
+class Gate(InlineExecutor):
     """A user task ("gate") that finishes only when the test opens its gate."""
 
     def __init__(self, label: str, open_: bool = False) -> None:

@@ -28,6 +28,8 @@ from runq.cli.common import (
 from runq.cli.console import Console
 from runq.store.open import StoreConfig, open_store
 from runq.worker import Agent, WorkerConfig
+from runq.worker.executors.base import Executor
+from runq.worker.executors.python import PoolConfig, PythonExecutor
 
 broker_options = [
     click.option(
@@ -148,7 +150,19 @@ def server(
 
 
 @click.command()
+@click.argument("modules", nargs=-1)
 @server_option("worker")
+@click.option("--app", "apps", multiple=True, help="A module:registry to load tasks from.")
+@click.option(
+    "--max-jobs-per-child", type=int, default=None, callback=positive, help="Recycle after N jobs."
+)
+@click.option(
+    "--max-memory-per-child",
+    type=float,
+    default=None,
+    callback=positive,
+    help="Recycle a task process whose memory passes this many MiB after a job.",
+)
 @click.option(
     "--queues", "-q", default="default", show_default=True, help="Queues to serve, comma-separated."
 )
@@ -172,7 +186,11 @@ def server(
 @click.option("--log-level", default="info", show_default=True)
 @handle_errors
 def worker(
+    modules: tuple[str, ...],
     server: str | None,
+    apps: tuple[str, ...],
+    max_jobs_per_child: int | None,
+    max_memory_per_child: float | None,
     queues: str,
     concurrency: int | None,
     worker_id: str | None,
@@ -191,7 +209,17 @@ def worker(
         options["concurrency"] = concurrency
     if worker_id:
         options["worker_id"] = worker_id
-    agent = Agent(WorkerConfig(token=token(), **options))
+    config = WorkerConfig(token=token(), **options)
+    executors: list[Executor] = []
+    if modules or apps:
+        pool = PoolConfig(
+            modules=(*modules, *apps),
+            size=config.concurrency,
+            max_jobs=max_jobs_per_child,
+            max_memory_mb=max_memory_per_child,
+        )
+        executors.append(PythonExecutor(pool))
+    agent = Agent(config, executors)
     click.echo(
         f"runq worker {agent.id}: serving {','.join(agent.config.queues)} on {host}:{port}",
         err=True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -24,10 +24,10 @@ from runq.errors import (
     Unavailable,
 )
 from runq.model import Job, JobSpec, JobState
-from runq.model.spec import DEFAULT_QUEUE
 from runq.protocol import codec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
+from runq.tasks import options_of
 
 WAIT_SLICE = 30.0  # seconds one WAIT request may block on the broker
 RESUBMIT_TRIES = 8  # reconnections for a keyed submit whose connection was lost (~10 s)
@@ -46,34 +46,44 @@ class JobFailed(RunqError):
 
 
 def spec(
-    task: str,
+    task: str | Callable[..., Any],
     *args: Any,
     kwargs: Mapping[str, Any] | None = None,
-    queue: str = DEFAULT_QUEUE,
-    priority: int = 0,
+    queue: str | None = None,
+    priority: int | None = None,
     delay: float | None = None,
     run_at: float | None = None,
     retries: int | None = None,
     timeout: float | None = None,
     key: str | None = None,
     backoff: float | None = None,
+    **task_kwargs: Any,
 ) -> JobSpec:
-    """A validated JobSpec; ``retries`` is the number of tries after the first."""
+    """A validated JobSpec. ``task`` is a name or an ``@runq.task`` function (whose
+    options are the defaults); keywords that are not job options go to the task, and
+    ``kwargs=`` passes task keywords whose names clash with job options. ``retries`` is
+    the number of tries after the first."""
+    given: dict[str, Any] = {"queue": queue, "priority": priority, "timeout": timeout}
+    given |= {"backoff": backoff, "retries": retries}
+    if not isinstance(task, str):
+        opts = options_of(task)
+        if opts is None:
+            raise InvalidArguments(f"{task!r} is not a task: decorate it with @runq.task")
+        given = {**opts.submit_defaults(), **{k: v for k, v in given.items() if v is not None}}
+        task = opts.name
     raw: dict[str, Any] = {"task": task, "args": list(args)}
-    if kwargs:
-        raw["kwargs"] = dict(kwargs)
-    if queue != DEFAULT_QUEUE:
-        raw["queue"] = queue
-    if priority:
-        raw["priority"] = priority
+    all_kwargs = {**(kwargs or {}), **task_kwargs}
+    if all_kwargs:
+        raw["kwargs"] = all_kwargs
     for name, value in (
-        *(("delay", delay), ("run_at", run_at), ("timeout", timeout)),
-        *(("key", key), ("backoff", backoff)),
+        *(("queue", given.get("queue")), ("priority", given.get("priority"))),
+        *(("delay", delay), ("run_at", run_at), ("timeout", given.get("timeout"))),
+        *(("key", key), ("backoff", given.get("backoff"))),
     ):
         if value is not None:
             raw[name] = value
-    if retries is not None:
-        raw["max_attempts"] = retries + 1
+    if given.get("retries") is not None:
+        raw["max_attempts"] = given["retries"] + 1
     return _convert(raw)
 
 
@@ -140,7 +150,7 @@ class AsyncClient:
 
     # -- submitting --------------------------------------------------------------------
 
-    async def submit(self, task: str, *args: Any, **options: Any) -> int:
+    async def submit(self, task: str | Callable[..., Any], *args: Any, **options: Any) -> int:
         """Submit one job; returns its id once the broker has stored it."""
         job = spec(task, *args, **options)
         await self._conn()
@@ -173,7 +183,7 @@ class AsyncClient:
             if not fut.done():
                 fut.set_result(job_id)
 
-    async def submit_one(self, task: str, *args: Any, **options: Any) -> int:
+    async def submit_one(self, task: str | Callable[..., Any], *args: Any, **options: Any) -> int:
         """Submit one job in its own request (no coalescing): for blocking callers."""
         job = spec(task, *args, **options)
         reply = await self._call(lambda req: m.Submit(req, [job]))

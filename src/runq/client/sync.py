@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
 from runq.client.aio import AsyncClient
@@ -41,7 +41,7 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def submit(self, task: str, *args: Any, **options: Any) -> int:
+    def submit(self, task: str | Callable[..., Any], *args: Any, **options: Any) -> int:
         return self._run(self._aio.submit_one(task, *args, **options))
 
     def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[int]:

@@ -71,7 +71,17 @@ class Agent:
     # -- connection life -----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve until ``stop()``; reconnect with back-off whenever the broker goes away."""
+        """Open the executors, then serve until ``stop()``; reconnect with back-off
+        whenever the broker goes away."""
+        for executor in self.executors:
+            await executor.open()
+        try:
+            await self._serve()
+        finally:
+            for executor in self.executors:
+                await executor.close()
+
+    async def _serve(self) -> None:
         delay = self.config.reconnect_min
         while not self._stopping:
             try:
@@ -250,17 +260,18 @@ class Agent:
             return
         entry = Running(job.fence)
         self.running[job.id] = entry
-        entry.task = asyncio.ensure_future(self._await(job, value))
+        timeout = job.timeout or executor.default_timeout(job.task)
+        entry.task = asyncio.ensure_future(self._await(job, value, timeout))
 
-    async def _await(self, job: Assignment, value: Any) -> None:
+    async def _await(self, job: Assignment, value: Any, timeout: float | None) -> None:
         try:
-            async with asyncio.timeout(job.timeout):
+            async with asyncio.timeout(timeout):
                 result = await value
         except asyncio.CancelledError:
             self.running.pop(job.id, None)
             raise
         except TimeoutError:
-            self._finish(job, exc=_timeout(job))
+            self._finish(job, exc=_timeout(timeout))
         except Exception as exc:
             self._finish(job, exc=exc)
         else:
@@ -310,5 +321,5 @@ class Agent:
             self._writer.write(codec.encode(msg))
 
 
-def _timeout(job: Assignment) -> RunqError:
-    return Timeout(f"the job ran past its timeout of {job.timeout:g} s")
+def _timeout(seconds: float | None) -> RunqError:
+    return Timeout(f"the job ran past its timeout of {seconds or 0:g} s")

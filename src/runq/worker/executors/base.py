@@ -14,8 +14,20 @@ NON_RETRYABLE = frozenset({"unknown_task", "invalid_arguments", "permanent"})
 
 
 class Executor(Protocol):
+    async def open(self) -> None:
+        """Get ready (start processes); called before the worker connects."""
+        ...
+
+    async def close(self) -> None:
+        """Stop whatever runs; called when the worker stops."""
+        ...
+
     def knows(self, task: str) -> bool:
         """Whether this executor runs ``task``."""
+        ...
+
+    def default_timeout(self, task: str) -> float | None:
+        """The task's own timeout, for jobs that set none."""
         ...
 
     def start(self, job: Assignment) -> Any | Awaitable[Any]:
@@ -23,8 +35,25 @@ class Executor(Protocol):
         ...
 
 
+class InlineExecutor:
+    """A base for executors that run in the worker's event loop and need no set-up:
+    subclasses give ``knows`` and ``start``."""
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def default_timeout(self, task: str) -> float | None:
+        return None
+
+
 def error_info(exc: BaseException) -> ErrorInfo:
     """An attempt error for ``exc``: our own errors keep their code, others are 'error'."""
+    info = getattr(exc, "info", None)
+    if isinstance(info, ErrorInfo):  # reported by a task process as it is
+        return info
     if isinstance(exc, RunqError):
         code = exc.code
         message = exc.message

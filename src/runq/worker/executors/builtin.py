@@ -9,6 +9,7 @@ from typing import Any
 
 from runq.errors import InvalidArguments, TaskError
 from runq.model import Assignment
+from runq.worker.executors.base import InlineExecutor
 
 Builtin = Callable[[list[Any], dict[str, Any]], Any]
 
@@ -73,7 +74,7 @@ BUILTINS: dict[str, Builtin] = {
 }
 
 
-class BuiltinExecutor:
+class BuiltinExecutor(InlineExecutor):
     def knows(self, task: str) -> bool:
         return task in BUILTINS
 

@@ -1,0 +1,159 @@
+"""The task process: imports the task modules, then runs one job at a time for the
+worker that started it, over a socket on file descriptor ``--fd``.
+
+Frames are a 4-byte big-endian length and a msgpack array:
+  child -> worker: ["ready", pid, [task names], {task: default timeout}] once, then
+                   [id, true, result] or [id, false, code, message, retryable, traceback]
+  worker -> child: [id, task, args, kwargs, attempt]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import signal
+import socket
+import sys
+import traceback
+import typing
+from typing import Any
+
+import msgspec
+
+from runq.errors import ConfigError, RunqError, TaskError
+from runq.tasks import Registry, load
+
+NON_RETRYABLE = frozenset({"unknown_task", "invalid_arguments", "permanent", "bad_result"})
+MAX_TEXT = 8 * 1024
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder()
+
+
+def read_exactly(sock: socket.socket, n: int) -> bytes | None:
+    chunks = []
+    while n:
+        chunk = sock.recv(min(n, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def send(sock: socket.socket, value: Any) -> None:
+    body = _enc.encode(value)
+    sock.sendall(len(body).to_bytes(4, "big") + body)
+
+
+def failure(job_id: int, exc: BaseException) -> list[Any]:
+    code = exc.code if isinstance(exc, RunqError) else "error"
+    message = exc.message if isinstance(exc, RunqError) else f"{type(exc).__name__}: {exc}"
+    tb = None if isinstance(exc, TaskError) else "".join(traceback.format_exception(exc))
+    return [
+        job_id,
+        False,
+        code,
+        message[:MAX_TEXT],
+        code not in NON_RETRYABLE,
+        tb and tb[-MAX_TEXT:],
+    ]
+
+
+class Runner:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._signatures: dict[Any, tuple[inspect.Signature, dict[str, Any]]] = {}
+
+    def run(self, job_id: int, task: str, args: list[Any], kwargs: dict[str, Any]) -> list[Any]:
+        fn = self.registry.get(task)
+        if fn is None:
+            return [job_id, False, "unknown_task", f"no task named {task!r} here", False, None]
+        try:
+            args, kwargs = self._checked(fn, args, kwargs)
+        except (TypeError, msgspec.ValidationError) as exc:
+            return [job_id, False, "invalid_arguments", f"{task}: {exc}", False, None]
+        try:
+            result = fn(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = self._await(result)
+        except Exception as exc:
+            return failure(job_id, exc)
+        try:
+            _enc.encode(result)
+        except (TypeError, ValueError, OverflowError) as exc:
+            message = f"the result of {task} cannot be stored: {exc}"
+            return [job_id, False, "bad_result", message[:MAX_TEXT], False, None]
+        return [job_id, True, result]
+
+    def _checked(
+        self, fn: Any, args: list[Any], kwargs: dict[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Bind the arguments to the signature and convert each annotated one to its
+        type (text from the command line becomes an int where the task wants an int)."""
+        sig, hints = self._signature(fn)
+        bound = sig.bind(*args, **kwargs)
+        for name, value in bound.arguments.items():
+            param = sig.parameters[name]
+            hint = hints.get(name)
+            if hint is None or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            bound.arguments[name] = msgspec.convert(value, hint, strict=False)
+        return list(bound.args), dict(bound.kwargs)
+
+    def _signature(self, fn: Any) -> tuple[inspect.Signature, dict[str, Any]]:
+        found = self._signatures.get(fn)
+        if found is None:
+            try:
+                hints = typing.get_type_hints(fn)
+            except Exception:  # unresolvable annotations: bind without converting
+                hints = {}
+            hints.pop("return", None)
+            found = self._signatures[fn] = (inspect.signature(fn), hints)
+        return found
+
+    def _await(self, awaitable: Any) -> Any:
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+        return self.loop.run_until_complete(awaitable)
+
+
+def serve(sock: socket.socket, registry: Registry) -> None:
+    runner = Runner(registry)
+    timeouts = {opts.name: opts.timeout for _, opts in registry if opts.timeout is not None}
+    send(sock, ["ready", os.getpid(), registry.names(), timeouts])
+    while True:
+        header = read_exactly(sock, 4)
+        if header is None:
+            return
+        body = read_exactly(sock, int.from_bytes(header, "big"))
+        if body is None:
+            return
+        job_id, task, args, kwargs, attempt = _dec.decode(body)
+        os.environ["RUNQ_JOB_ID"] = str(job_id)
+        os.environ["RUNQ_ATTEMPT"] = str(attempt)
+        send(sock, runner.run(job_id, task, args, kwargs))
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
+    fd = int(argv[argv.index("--fd") + 1])
+    specs = [a for a in argv[: argv.index("--fd")]]
+    sock = socket.socket(fileno=fd)
+    registry = Registry()
+    try:
+        for spec in specs:
+            registry.merge(load(spec))
+    except ConfigError as exc:
+        send(sock, ["error", exc.message])
+        return 2
+    except Exception as exc:
+        send(sock, ["error", f"importing the tasks failed: {type(exc).__name__}: {exc}"])
+        return 2
+    serve(sock, registry)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
