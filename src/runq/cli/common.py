@@ -82,6 +82,14 @@ def parse_csv(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def parse_env(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` into its two parts."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
 def positive(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     if value is not None and value <= 0:
         raise click.BadParameter("must be greater than 0")

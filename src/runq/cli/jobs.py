@@ -15,16 +15,25 @@ from runq.cli.common import (
     fail,
     handle_errors,
     non_negative,
+    parse_env,
     positive,
     server_option,
     token,
 )
-from runq.cli.render import error_text, job_dict, result_text, status_line, task_line, to_json
+from runq.cli.render import (
+    command_text,
+    error_text,
+    job_dict,
+    result_text,
+    status_line,
+    task_line,
+    to_json,
+)
 from runq.client import Client
-from runq.client.aio import spec, to_spec
+from runq.client.aio import command_spec, spec, to_spec
 from runq.errors import InvalidArguments, Timeout
 from runq.model import Job, JobSpec, JobState
-from runq.model.spec import MAX_JOB_ID
+from runq.model.spec import COMMAND_TASK, MAX_JOB_ID
 from runq.protocol.limits import MAX_FRAME
 
 SEND_BATCH = 1000
@@ -80,6 +89,12 @@ def split_words(words: tuple[str, ...]) -> tuple[str, list[str]]:
     "--wait", "wait_", is_flag=True, help="Wait, print the result; exit 1 if the job failed."
 )
 @click.option(
+    "--kw", "kw", multiple=True, metavar="KEY=VALUE", help="Keyword argument (JSON or text)."
+)
+@click.option("--cmd", "is_cmd", is_flag=True, help="A command job: the words are its argv.")
+@click.option("--shell", is_flag=True, help="With --cmd: run the words as one /bin/sh -c line.")
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="With --cmd: environment.")
+@click.option(
     "--batch",
     "batch",
     type=click.File("r"),
@@ -98,9 +113,14 @@ def submit(
     key: str | None,
     backoff: float | None,
     wait_: bool,
+    kw: tuple[str, ...],
+    is_cmd: bool,
+    shell: bool,
+    env: tuple[str, ...],
     batch: TextIO | None,
 ) -> None:
-    """Submit a job: runq submit TASK [ARG...] (or "TASK ARG..." as one string)."""
+    """Submit a job: runq submit TASK [ARG...] (or "TASK ARG..." as one string), or a
+    command: runq submit --cmd -- ARGV..."""
     options: dict[str, Any] = {"queue": queue, "priority": priority, "delay": delay}
     options |= {"retries": retries, "timeout": timeout, "backoff": backoff}
     if batch is not None:
@@ -110,8 +130,18 @@ def submit(
         with connect(server) as client:
             send_batch(client, specs)
         return
-    task, args = split_words(words)
-    job = spec(task, *args, key=key, **options)
+    if is_cmd:
+        if not words:
+            raise click.UsageError("give the command to run: runq submit --cmd -- ARGV...")
+        if kw:
+            raise click.UsageError("--kw is for Python tasks, not --cmd")
+        job_env = dict(parse_env(e) for e in env)
+        job = command_spec(list(words), shell=shell, env=job_env, key=key, **options)
+    else:
+        if shell or env:
+            raise click.UsageError("--shell and --env go with --cmd")
+        task, args = split_words(words)
+        job = spec(task, *args, kwargs=dict(parse_kw(k) for k in kw), key=key, **options)
     with connect(server) as client:
         job_id = client.submit_many([job])[0]
         if not wait_:
@@ -119,6 +149,15 @@ def submit(
             return
         done = client.wait(job_id)
     show_result(done, as_json=False)
+
+
+def parse_kw(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE``: VALUE as JSON when it is valid JSON (128, true, [1,2]), else text."""
+    key, value = parse_env(text)
+    try:
+        return key, msgspec.json.decode(value)
+    except msgspec.DecodeError:
+        return key, value
 
 
 def read_batch(stream: TextIO, options: dict[str, Any]) -> list[JobSpec]:
@@ -220,6 +259,8 @@ def show_result(job: Job, as_json: bool) -> None:
         keys = ("id", "task", "args", "kwargs", "state", "result", "error", "attempts")
         data = job_dict(job)
         click.echo(to_json({k: data[k] for k in keys}))
+    elif job.state is JobState.SUCCEEDED and job.task == COMMAND_TASK:
+        click.echo(command_text(job.result))
     elif job.state is JobState.SUCCEEDED:
         click.echo(result_text(job.result))
     elif job.state is JobState.FAILED:

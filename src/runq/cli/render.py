@@ -71,3 +71,20 @@ def result_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
+
+
+def command_text(result: Any) -> str:
+    """`exit code 0 · 0.41 s · stdout (12 bytes) · stderr (0 bytes)`, then the output."""
+    if not isinstance(result, dict):
+        return result_text(result)
+    head = (
+        f"exit code {result.get('exit_code')} · {result.get('duration', 0):.2f} s"
+        f" · stdout ({result.get('stdout_bytes', 0)} bytes)"
+        f" · stderr ({result.get('stderr_bytes', 0)} bytes)"
+    )
+    parts = [head]
+    for stream in ("stdout", "stderr"):
+        text = result.get(stream)
+        if text:
+            parts.append(f"--- {stream} ---\n{str(text).rstrip()}")
+    return "\n".join(parts)

@@ -19,6 +19,7 @@ from runq.cli.common import (
     handle_errors,
     non_negative,
     parse_csv,
+    parse_env,
     positive,
     run,
     server_option,
@@ -29,6 +30,7 @@ from runq.cli.console import Console
 from runq.store.open import StoreConfig, open_store
 from runq.worker import Agent, WorkerConfig
 from runq.worker.executors.base import Executor
+from runq.worker.executors.command import DEFAULT_OUTPUT_LIMIT, CommandExecutor, CommandPolicy
 from runq.worker.executors.python import PoolConfig, PythonExecutor
 
 broker_options = [
@@ -183,6 +185,22 @@ def server(
     callback=non_negative,
     help="On SIGTERM, seconds running jobs may take before they are handed back.",
 )
+@click.option("--allow-cmd", "allow_cmd", multiple=True, help="A command jobs may run (repeat).")
+@click.option("--allow-any-cmd", is_flag=True, help="Command jobs may run any executable.")
+@click.option("--allow-shell", is_flag=True, help="Command jobs may ask for /bin/sh -c.")
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Environment of commands.")
+@click.option("--limit-memory", type=int, default=None, callback=positive, help="MiB per command.")
+@click.option("--limit-cpu", type=int, default=None, callback=positive, help="CPU seconds.")
+@click.option("--limit-nproc", type=int, default=None, callback=positive, help="Processes.")
+@click.option("--limit-fsize", type=int, default=None, callback=positive, help="MiB per file.")
+@click.option(
+    "--limit-output",
+    type=int,
+    default=DEFAULT_OUTPUT_LIMIT,
+    show_default=True,
+    callback=positive,
+    help="Bytes kept of each of a command's stdout and stderr.",
+)
 @click.option("--log-level", default="info", show_default=True)
 @handle_errors
 def worker(
@@ -195,9 +213,22 @@ def worker(
     concurrency: int | None,
     worker_id: str | None,
     grace: float,
+    allow_cmd: tuple[str, ...],
+    allow_any_cmd: bool,
+    allow_shell: bool,
+    env: tuple[str, ...],
+    limit_memory: int | None,
+    limit_cpu: int | None,
+    limit_nproc: int | None,
+    limit_fsize: int | None,
+    limit_output: int,
     log_level: str,
 ) -> None:
-    """Run a worker: connect to a broker and run the jobs it assigns."""
+    """Run a worker: connect to a broker and run the jobs it assigns.
+
+    MODULES are Python modules whose @runq.task functions this worker runs, each job in
+    a task process of its own pool. Command jobs run only with --allow-cmd NAME or
+    --allow-any-cmd."""
     runq_log.setup(log_level)
     host, port = address(server, "worker")
     options: dict[str, Any] = {
@@ -219,6 +250,19 @@ def worker(
             max_memory_mb=max_memory_per_child,
         )
         executors.append(PythonExecutor(pool))
+    policy = CommandPolicy(
+        allow=frozenset(allow_cmd),
+        allow_any=allow_any_cmd,
+        allow_shell=allow_shell,
+        path=os.environ.get("PATH", os.defpath),
+        env=tuple(parse_env(e) for e in env),
+        limit_memory_mb=limit_memory,
+        limit_cpu_s=limit_cpu,
+        limit_nproc=limit_nproc,
+        limit_fsize_mb=limit_fsize,
+        limit_output=limit_output,
+    )
+    executors.append(CommandExecutor(policy))
     agent = Agent(config, executors)
     click.echo(
         f"runq worker {agent.id}: serving {','.join(agent.config.queues)} on {host}:{port}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -24,6 +24,7 @@ from runq.errors import (
     Unavailable,
 )
 from runq.model import Job, JobSpec, JobState
+from runq.model.spec import COMMAND_TASK
 from runq.protocol import codec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
@@ -85,6 +86,24 @@ def spec(
     if given.get("retries") is not None:
         raw["max_attempts"] = given["retries"] + 1
     return _convert(raw)
+
+
+def command_spec(
+    argv: Sequence[str],
+    *,
+    shell: bool = False,
+    env: Mapping[str, str] | None = None,
+    retry_on_failure: bool = True,
+    **options: Any,
+) -> JobSpec:
+    kw: dict[str, Any] = {}
+    if shell:
+        kw["shell"] = True
+    if env:
+        kw["env"] = dict(env)
+    if not retry_on_failure:
+        kw["retry_on_failure"] = False
+    return spec(COMMAND_TASK, *argv, kwargs=kw, **options)
 
 
 def _convert(raw: Mapping[str, Any]) -> JobSpec:
@@ -182,6 +201,20 @@ class AsyncClient:
         for fut, job_id in zip(futures, ids, strict=True):
             if not fut.done():
                 fut.set_result(job_id)
+
+    async def submit_command(
+        self,
+        argv: Sequence[str],
+        *,
+        shell: bool = False,
+        env: Mapping[str, str] | None = None,
+        retry_on_failure: bool = True,
+        **options: Any,
+    ) -> int:
+        """Submit a command job: ``argv`` runs on a worker that allows it (as one
+        ``/bin/sh -c`` line with ``shell=True``, where the worker allows that)."""
+        job = command_spec(argv, shell=shell, env=env, retry_on_failure=retry_on_failure, **options)
+        return (await self.submit_many([job]))[0]
 
     async def submit_one(self, task: str | Callable[..., Any], *args: Any, **options: Any) -> int:
         """Submit one job in its own request (no coalescing): for blocking callers."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from runq.client.aio import AsyncClient
@@ -43,6 +43,9 @@ class Client:
 
     def submit(self, task: str | Callable[..., Any], *args: Any, **options: Any) -> int:
         return self._run(self._aio.submit_one(task, *args, **options))
+
+    def submit_command(self, argv: Sequence[str], **options: Any) -> int:
+        return self._run(self._aio.submit_command(argv, **options))
 
     def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[int]:
         return self._run(self._aio.submit_many(jobs))

@@ -11,6 +11,7 @@ import msgspec
 from msgspec import Meta
 
 DEFAULT_QUEUE: Final = "default"
+COMMAND_TASK: Final = "runq.command"  # the task name of command jobs
 DEFAULT_MAX_ATTEMPTS: Final = 3
 MAX_NAME: Final = 200
 MAX_ATTEMPTS: Final = 1_000

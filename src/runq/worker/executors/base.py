@@ -10,7 +10,9 @@ from runq.errors import RunqError, TaskError
 from runq.model import Assignment, ErrorInfo
 
 MAX_TRACEBACK = 8 * 1024
-NON_RETRYABLE = frozenset({"unknown_task", "invalid_arguments", "permanent"})
+NON_RETRYABLE = frozenset(
+    {"unknown_task", "invalid_arguments", "permanent", "command_not_allowed", "bad_result"}
+)
 
 
 class Executor(Protocol):
@@ -60,7 +62,8 @@ def error_info(exc: BaseException) -> ErrorInfo:
     else:
         code = "error"
         message = f"{type(exc).__name__}: {exc}"
+    retryable = getattr(exc, "retryable", code not in NON_RETRYABLE)
     tb = None
     if not isinstance(exc, TaskError):
         tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
-    return ErrorInfo(code, message[:MAX_TRACEBACK], code not in NON_RETRYABLE, tb)
+    return ErrorInfo(code, message[:MAX_TRACEBACK], bool(retryable), tb)
