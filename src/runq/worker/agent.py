@@ -40,6 +40,7 @@ class WorkerConfig:
     worker_id: str = field(default_factory=new_worker_id)
     queues: tuple[str, ...] = ("default",)
     concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    prefetch: int = 0  # jobs held beyond ``concurrency``, waiting for a free slot
     token: str | None = None
     reconnect_min: float = 0.05
     reconnect_max: float = 5.0
@@ -184,7 +185,7 @@ class Agent:
             token=self.config.token,
             worker_id=self.id,
             queues=list(self.config.queues),
-            concurrency=self.config.concurrency,
+            concurrency=self.config.concurrency + self.config.prefetch,
             running=running,
             info={"pid": os.getpid(), "host": socket.gethostname()},
         )

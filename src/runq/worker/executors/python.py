@@ -10,6 +10,7 @@ between jobs.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -18,7 +19,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import psutil
@@ -47,20 +48,33 @@ class PoolConfig:
     max_jobs: int | None = None  # jobs a process runs before it is replaced
     max_memory_mb: float | None = None  # RSS after a job past which it is replaced
     env: tuple[tuple[str, str], ...] = ()  # the whole environment of task processes
+    window: int = 2  # jobs queued in one task process (1 runs, the rest wait their turn)
 
 
-class TaskProcess:
-    """One task process and the socket to it."""
+class NotStarted(Exception):
+    """The job was queued in a task process that went away before starting it."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, sock: socket.socket) -> None:
+
+class TaskProcess(asyncio.Protocol):
+    """One task process and the socket to it. Jobs sent to it queue in order (up to the
+    pool's window), so the process goes from one job to the next without waiting for
+    the worker; the first job in ``outstanding`` is the one running."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.pid = proc.pid
-        self.sock = sock
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.transport: asyncio.Transport | None = None
+        self.outstanding: collections.deque[tuple[Assignment, asyncio.Future[Any]]] = (
+            collections.deque()
+        )
         self.jobs = 0
+        self.retiring = False
+        self.dead = False
         self.names: list[str] = []
         self.timeouts: dict[str, float] = {}
+        self._buf = bytearray()
+        self._failing: asyncio.Future[None] | None = None
+        self._hello: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
     @classmethod
     async def start(cls, config: PoolConfig) -> TaskProcess:
@@ -76,11 +90,11 @@ class TaskProcess:
             env=env,
         )
         child.close()
-        self = cls(proc, parent)
-        self.reader, self.writer = await asyncio.open_connection(sock=parent)
+        self = cls(proc)
+        await asyncio.get_running_loop().connect_accepted_socket(lambda: self, parent)
         try:
-            hello = await asyncio.wait_for(self._read(), START_TIMEOUT)
-        except (TimeoutError, asyncio.IncompleteReadError):
+            hello = await asyncio.wait_for(self._hello, START_TIMEOUT)
+        except (TimeoutError, ConnectionError):
             self.kill()
             raise ConfigError("the task process did not start") from None
         if hello[0] == "error":
@@ -90,25 +104,69 @@ class TaskProcess:
         self.timeouts = dict(hello[3])
         return self
 
-    async def _read(self) -> Any:
-        assert self.reader is not None
-        header = await self.reader.readexactly(4)
-        return _dec.decode(await self.reader.readexactly(int.from_bytes(header, "big")))
+    # -- asyncio.Protocol --------------------------------------------------------------
 
-    async def run(self, job: Assignment) -> Any:
-        """Run one job; returns its result or raises TaskFailed."""
-        assert self.writer is not None
-        body = _enc.encode([job.id, job.task, job.args, job.kwargs, job.attempt])
-        self.writer.write(len(body).to_bytes(4, "big") + body)
-        try:
-            reply = await self._read()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            raise TaskFailed(ErrorInfo("worker_lost", await self._death())) from None
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        pos = 0
+        while len(buf) - pos >= 4:
+            size = int.from_bytes(buf[pos : pos + 4], "big")
+            if len(buf) - pos - 4 < size:
+                break
+            self._reply(_dec.decode(buf[pos + 4 : pos + 4 + size]))
+            pos += 4 + size
+        del buf[:pos]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.dead = True
+        self.transport = None
+        if not self._hello.done():
+            self._hello.set_exception(ConnectionError("the task process went away"))
+        lost = list(self.outstanding)
+        self.outstanding.clear()
+        if lost:
+            self._failing = asyncio.ensure_future(self._fail(lost))
+
+    async def _fail(self, lost: list[tuple[Assignment, asyncio.Future[Any]]]) -> None:
+        why = await self._death()
+        for n, (_, fut) in enumerate(lost):
+            if not fut.done():
+                fut.set_exception(
+                    TaskFailed(ErrorInfo("worker_lost", why)) if n == 0 else NotStarted()
+                )
+
+    def _reply(self, reply: Any) -> None:
+        if not self._hello.done():
+            self._hello.set_result(reply)
+            return
+        _, fut = self.outstanding.popleft()
         self.jobs += 1
+        if fut.done():  # abandoned (cancelled while it waited in the queue)
+            return
         if reply[1]:
-            return reply[2]
-        _, _, code, message, retryable, tb = reply
-        raise TaskFailed(ErrorInfo(code, message, retryable, tb))
+            fut.set_result(reply[2])
+        else:
+            _, _, code, message, retryable, tb = reply
+            fut.set_exception(TaskFailed(ErrorInfo(code, message, retryable, tb)))
+
+    # -- jobs ------------------------------------------------------------------------
+
+    def send(self, job: Assignment) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.transport is None:
+            fut.set_exception(NotStarted())
+            return fut
+        body = _enc.encode([job.id, job.task, job.args, job.kwargs, job.attempt])
+        self.transport.write(len(body).to_bytes(4, "big") + body)
+        self.outstanding.append((job, fut))
+        return fut
+
+    def running(self, job: Assignment) -> bool:
+        return bool(self.outstanding) and self.outstanding[0][0] is job
 
     async def _death(self) -> str:
         code = await self.proc.wait()
@@ -130,15 +188,12 @@ class TaskProcess:
         """Kill the process and everything in its process group."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
-        if self.writer is not None:
-            self.writer.close()
-        self.sock.close()
+        self.close()
 
     def close(self) -> None:
         """Ask it to stop: it exits when its socket closes."""
-        if self.writer is not None:
-            self.writer.close()
-        self.sock.close()
+        if self.transport is not None:
+            self.transport.close()
 
 
 class PythonExecutor:
@@ -147,8 +202,8 @@ class PythonExecutor:
     def __init__(self, config: PoolConfig) -> None:
         self.config = config
         self.names: frozenset[str] = frozenset()
-        self._idle: asyncio.Queue[TaskProcess] = asyncio.Queue()
-        self._all: set[TaskProcess] = set()
+        self._procs: list[TaskProcess] = []
+        self._room = asyncio.Event()
         self._closing = False
         self._restarts = 0
         self._timeouts: dict[str, float] = {}
@@ -159,16 +214,15 @@ class PythonExecutor:
         self._timeouts = first.timeouts
         self._adopt(first)
         await asyncio.gather(*(self._spawn() for _ in range(self.config.size - 1)))
-        log.info(
-            "task processes ready: %d, tasks: %s", self.config.size, ", ".join(sorted(self.names))
-        )
+        names = ", ".join(sorted(self.names))
+        log.info("task processes ready: %d, tasks: %s", self.config.size, names)
 
     async def close(self) -> None:
         self._closing = True
-        for proc in list(self._all):
+        procs, self._procs = self._procs, []
+        for proc in procs:
             proc.kill()
-        await asyncio.gather(*(p.proc.wait() for p in self._all), return_exceptions=True)
-        self._all.clear()
+        await asyncio.gather(*(p.proc.wait() for p in procs), return_exceptions=True)
 
     def knows(self, task: str) -> bool:
         return task in self.names
@@ -180,49 +234,72 @@ class PythonExecutor:
         return self._run(job)
 
     def processes(self) -> Sequence[TaskProcess]:
-        return list(self._all)
+        return list(self._procs)
 
     async def _run(self, job: Assignment) -> Any:
-        proc = await self._idle.get()
-        try:
-            result = await proc.run(job)
-        except TaskFailed as failed:
-            if failed.info.code == "worker_lost":
-                self._replace(proc)
-            else:
-                self._release(proc)
-            raise
-        except BaseException:  # cancelled (timeout, cancel, shutdown): kill the job
-            proc.kill()
-            self._replace(proc)
-            raise
-        self._release(proc)
-        return result
+        alone = bool(job.timeout or self._timeouts.get(job.task))  # timed: never queued
+        while True:
+            proc = await self._pick(alone)
+            fut = proc.send(job)
+            try:
+                result = await fut
+            except NotStarted:
+                continue  # its process went away before starting it: another one runs it
+            except TaskFailed as failed:
+                if failed.info.code == "worker_lost":
+                    self._replace(proc)
+                else:
+                    self._after_job(proc)
+                raise
+            except asyncio.CancelledError:  # timeout, cancel or shutdown
+                if proc.running(job):  # it runs now: kill it with everything it started
+                    proc.kill()
+                    self._replace(proc)
+                raise  # (a job still queued there runs and its result is dropped)
+            self._after_job(proc)
+            return result
 
-    def _release(self, proc: TaskProcess) -> None:
+    async def _pick(self, alone: bool) -> TaskProcess:
+        window = 1 if alone else self.config.window
+        while True:
+            ready = [
+                p for p in self._procs if not (p.dead or p.retiring) and len(p.outstanding) < window
+            ]
+            if ready:
+                return min(ready, key=lambda p: len(p.outstanding))
+            self._room.clear()
+            await self._room.wait()
+
+    def _after_job(self, proc: TaskProcess) -> None:
         cfg = self.config
-        worn = cfg.max_jobs is not None and proc.jobs >= cfg.max_jobs
-        fat = cfg.max_memory_mb is not None and proc.rss_mb() > cfg.max_memory_mb
-        if worn or fat:
-            log.info("recycling task process %d (%s)", proc.pid, "jobs" if worn else "memory")
+        if not proc.retiring:
+            worn = cfg.max_jobs is not None and proc.jobs >= cfg.max_jobs
+            fat = cfg.max_memory_mb is not None and proc.rss_mb() > cfg.max_memory_mb
+            if worn or fat:
+                why = "jobs" if worn else "memory"
+                log.info("recycling task process %d (%s)", proc.pid, why)
+                proc.retiring = True
+                self._replace(proc)
+        if proc.retiring and not proc.outstanding:
             proc.close()
-            self._replace(proc)
-        else:
-            self._idle.put_nowait(proc)
+        self._room.set()
 
     def _adopt(self, proc: TaskProcess) -> None:
-        self._all.add(proc)
-        self._idle.put_nowait(proc)
+        self._procs.append(proc)
+        self._room.set()
 
     def _replace(self, proc: TaskProcess) -> None:
-        self._all.discard(proc)
-        if not self._closing:
+        if proc in self._procs and not self._closing:
+            if not proc.retiring:
+                self._procs.remove(proc)
             task = asyncio.ensure_future(self._spawn(delay=min(0.05 * self._restarts, 5.0)))
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+        self._room.set()
 
     async def _spawn(self, delay: float = 0.0) -> None:
         if delay:
             await asyncio.sleep(delay)
+        self._procs = [p for p in self._procs if not (p.retiring and not p.outstanding)]
         while not self._closing:
             try:
                 self._adopt(await TaskProcess.start(self.config))
