@@ -117,6 +117,7 @@ SAMPLES: list[msgspec.Struct] = [
     m.Retried(12, [42]),
     m.Drain(),
     m.Release(10, [(42, 7)]),
+    m.Status(31.5, [m.ProcInfo(4242, "busy", 7, 20.5)]),
 ]
 
 

@@ -32,6 +32,7 @@ class WorkerSession:
     done: int = 0
     closed: bool = False
     draining: bool = False  # the worker is stopping: assign nothing more
+    status: m.Status | None = None  # its last status message
 
     @property
     def free(self) -> int:
@@ -51,6 +52,9 @@ class WorkerSession:
             self.done,
             self.connected_at,
             self.info,
+            self.draining,
+            self.status.rss_mb if self.status else 0.0,
+            self.status.procs if self.status else [],
         )
 
 

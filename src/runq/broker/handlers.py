@@ -123,6 +123,12 @@ async def release(broker: Broker, conn: Connection, msg: m.Release) -> None:
         broker.dispatcher.wake(queues)
 
 
+async def status(broker: Broker, conn: Connection, msg: m.Status) -> None:
+    session = conn.session
+    assert session is not None
+    session.status = msg
+
+
 CLIENT_HANDLERS: dict[type, Handler] = {
     m.Submit: submit,
     m.Get: get,
@@ -139,4 +145,5 @@ WORKER_HANDLERS: dict[type, Handler] = {
     m.Heartbeat: heartbeat,
     m.Drain: drain,
     m.Release: release,
+    m.Status: status,
 }

@@ -30,11 +30,16 @@ def workers(server: str | None, as_json: bool) -> None:
         return
     now = time.time()
     for w in found:
+        state = "  draining" if w.draining else ""
         click.echo(
             f"{w.id}  queues={','.join(w.queues)}  running={w.running}/{w.concurrency}"
             f"  done={w.done}  pid={w.info.get('pid', '?')}  host={w.info.get('host', '?')}"
-            f"  up {now - w.connected_at:.0f} s"
+            f"  mem={w.rss_mb:.0f} MiB  up {now - w.connected_at:.0f} s{state}"
         )
+        for p in w.procs:
+            click.echo(
+                f"    task process {p.pid}  {p.state}  jobs={p.jobs}  mem={p.rss_mb:.0f} MiB"
+            )
 
 
 @click.command()

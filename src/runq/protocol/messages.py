@@ -121,6 +121,15 @@ class JobList(Base, frozen=True, tag="jobs"):
     jobs: list[Job]
 
 
+class ProcInfo(msgspec.Struct, frozen=True):
+    """One task process of a worker, as the worker last described it."""
+
+    pid: int
+    state: str  # idle, busy, retiring
+    jobs: int  # jobs it has run
+    rss_mb: float
+
+
 class WorkerInfo(msgspec.Struct, frozen=True):
     id: str
     queues: list[str]
@@ -129,6 +138,9 @@ class WorkerInfo(msgspec.Struct, frozen=True):
     done: int
     connected_at: float
     info: dict[str, str | int | float] = {}
+    draining: bool = False
+    rss_mb: float = 0.0  # the worker process's memory, from its last status
+    procs: list[ProcInfo] = []
 
 
 class WorkerList(Base, frozen=True, tag="workerlist"):
@@ -172,13 +184,20 @@ class Release(Base, frozen=True, tag="release"):
     running: Annotated[list[tuple[JobId, int]], Meta(max_length=L.MAX_CONCURRENCY)]
 
 
+class Status(Base, frozen=True, tag="status"):
+    """The worker's own memory and its task processes, every few seconds."""
+
+    rss_mb: Annotated[float, Meta(ge=0)]
+    procs: Annotated[list[ProcInfo], Meta(max_length=L.MAX_CONCURRENCY)] = []
+
+
 class CancelJobs(Base, frozen=True, tag="canceljobs"):
     ids: list[int]
 
 
 ClientRequest = Submit | Get | Wait | ListJobs | Cancel | Retry | GetStats | ListWorkers
 ClientReply = Submitted | Retried | JobReply | JobList | WorkerList | StatsReply | Error
-WorkerMessage = Report | Heartbeat | Drain | Release
+WorkerMessage = Report | Heartbeat | Drain | Release | Status
 BrokerToWorker = Assign | Reported | CancelJobs | Error
 
 # What each side may receive, by role: a broker's client port, its worker port, and peers.
@@ -192,7 +211,7 @@ ALL_TAGS: Final = frozenset(
     for cls in (
         *(Hello, Welcome, Error, Submit, Get, Wait, ListJobs, Cancel, GetStats, ListWorkers),
         *(Submitted, JobReply, JobList, WorkerList, StatsReply, Assign, Report, Reported),
-        *(Heartbeat, CancelJobs, Retry, Retried, Drain, Release),
+        *(Heartbeat, CancelJobs, Retry, Retried, Drain, Release, Status),
     )
 )
 
@@ -215,12 +234,14 @@ __all__ = [
     "ListJobs",
     "ListWorkers",
     "Outcome",
+    "ProcInfo",
     "Release",
     "Report",
     "Reported",
     "Retried",
     "Retry",
     "StatsReply",
+    "Status",
     "Submit",
     "Submitted",
     "Wait",

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
+
 from runq.errors import ConnectionLost, ProtocolError, RunqError, Timeout, UnknownTask
 from runq.model import Assignment, Outcome
 from runq.protocol import codec
@@ -27,6 +29,7 @@ from runq.worker.executors.base import Executor, error_info
 from runq.worker.executors.builtin import BuiltinExecutor
 
 log = logging.getLogger("runq.worker")
+STATUS_EVERY = 2.0  # seconds between status messages
 
 
 def new_worker_id() -> str:
@@ -226,11 +229,22 @@ class Agent:
             log.error("worker %s: broker error %s: %s", self.id, msg.code, msg.message)
 
     async def _heartbeats(self) -> None:
+        """Heartbeats every lease/5 while jobs run; a status every STATUS_EVERY s."""
+        loop = asyncio.get_running_loop()
+        next_status = loop.time()
         while True:
-            await asyncio.sleep(self._lease / 5)
+            if loop.time() >= next_status:
+                self._send(self._status())
+                next_status = loop.time() + STATUS_EVERY
+            await asyncio.sleep(min(self._lease / 5, STATUS_EVERY))
             running = [(i, r.fence) for i, r in self.running.items()]
             if running:
                 self._send(m.Heartbeat(running))
+
+    def _status(self) -> m.Status:
+        procs = [p for executor in self.executors for p in executor.describe()]
+        rss = psutil.Process().memory_info().rss / 2**20
+        return m.Status(round(rss, 1), procs)
 
     # -- running jobs --------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from runq.errors import RunqError, TaskError
 from runq.model import Assignment, ErrorInfo
+from runq.protocol.messages import ProcInfo
 
 MAX_TRACEBACK = 8 * 1024
 NON_RETRYABLE = frozenset(
@@ -32,6 +33,10 @@ class Executor(Protocol):
         """The task's own timeout, for jobs that set none."""
         ...
 
+    def describe(self) -> list[ProcInfo]:
+        """The processes it runs jobs in, for `runq workers`."""
+        ...
+
     def start(self, job: Assignment) -> Any | Awaitable[Any]:
         """Run ``job``: return its result, or an awaitable of it. Raise to fail."""
         ...
@@ -49,6 +54,9 @@ class InlineExecutor:
 
     def default_timeout(self, task: str) -> float | None:
         return None
+
+    def describe(self) -> list[ProcInfo]:
+        return []
 
 
 def error_info(exc: BaseException) -> ErrorInfo:

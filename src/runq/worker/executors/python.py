@@ -26,6 +26,7 @@ import psutil
 
 from runq.errors import ConfigError
 from runq.model import Assignment, ErrorInfo
+from runq.protocol.messages import ProcInfo
 
 log = logging.getLogger("runq.worker")
 _enc = msgspec.msgpack.Encoder()
@@ -235,6 +236,18 @@ class PythonExecutor:
 
     def processes(self) -> Sequence[TaskProcess]:
         return list(self._procs)
+
+    def describe(self) -> list[ProcInfo]:
+        return [
+            ProcInfo(
+                p.pid,
+                "retiring" if p.retiring else "busy" if p.outstanding else "idle",
+                p.jobs,
+                round(p.rss_mb(), 1),
+            )
+            for p in self._procs
+            if not p.dead
+        ]
 
     async def _run(self, job: Assignment) -> Any:
         alone = bool(job.timeout or self._timeouts.get(job.task))  # timed: never queued
