@@ -193,6 +193,7 @@ def server(
     callback=non_negative,
     help="On SIGTERM, seconds running jobs may take before they are handed back.",
 )
+@click.option("--reload", is_flag=True, help="Restart task processes when task code changes.")
 @click.option("--allow-cmd", "allow_cmd", multiple=True, help="A command jobs may run (repeat).")
 @click.option("--allow-any-cmd", is_flag=True, help="Command jobs may run any executable.")
 @click.option("--allow-shell", is_flag=True, help="Command jobs may ask for /bin/sh -c.")
@@ -222,6 +223,7 @@ def worker(
     worker_id: str | None,
     prefetch: int | None,
     grace: float,
+    reload: bool,
     allow_cmd: tuple[str, ...],
     allow_any_cmd: bool,
     allow_shell: bool,
@@ -260,6 +262,7 @@ def worker(
             size=config.concurrency,
             max_jobs=max_jobs_per_child,
             max_memory_mb=max_memory_per_child,
+            reload=reload,
         )
         executors.append(PythonExecutor(pool))
     policy = CommandPolicy(

@@ -2,7 +2,8 @@
 worker that started it, over a socket on file descriptor ``--fd``.
 
 Frames are a 4-byte big-endian length and a msgpack array:
-  child -> worker: ["ready", pid, [task names], {task: default timeout}] once, then
+  child -> worker: ["ready", pid, [task names], {task: default timeout}, [source files]]
+                   once, then
                    [id, true, result] or [id, false, code, message, retryable, traceback]
   worker -> child: [id, task, args, kwargs, attempt]
 """
@@ -119,10 +120,21 @@ class Runner:
         return self.loop.run_until_complete(awaitable)
 
 
+def source_files(registry: Registry) -> list[str]:
+    """The files the tasks were loaded from (for --reload)."""
+    files = set()
+    for fn, _ in registry:
+        module = sys.modules.get(getattr(fn, "__module__", ""), None)
+        path = getattr(module, "__file__", None)
+        if path:
+            files.add(os.path.abspath(path))
+    return sorted(files)
+
+
 def serve(sock: socket.socket, registry: Registry) -> None:
     runner = Runner(registry)
     timeouts = {opts.name: opts.timeout for _, opts in registry if opts.timeout is not None}
-    send(sock, ["ready", os.getpid(), registry.names(), timeouts])
+    send(sock, ["ready", os.getpid(), registry.names(), timeouts, source_files(registry)])
     while True:
         header = read_exactly(sock, 4)
         if header is None:

@@ -32,6 +32,14 @@ log = logging.getLogger("runq.worker")
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder()
 START_TIMEOUT = 60.0  # seconds a task process may take to import the task modules
+RELOAD_POLL = 1.0  # seconds between checks of the task sources with --reload
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
 
 
 class TaskFailed(Exception):
@@ -50,6 +58,7 @@ class PoolConfig:
     max_memory_mb: float | None = None  # RSS after a job past which it is replaced
     env: tuple[tuple[str, str], ...] = ()  # the whole environment of task processes
     window: int = 2  # jobs queued in one task process (1 runs, the rest wait their turn)
+    reload: bool = False  # replace the processes gracefully when a task's source changes
 
 
 class NotStarted(Exception):
@@ -73,6 +82,7 @@ class TaskProcess(asyncio.Protocol):
         self.dead = False
         self.names: list[str] = []
         self.timeouts: dict[str, float] = {}
+        self.sources: list[str] = []
         self._buf = bytearray()
         self._failing: asyncio.Future[None] | None = None
         self._hello: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -103,6 +113,7 @@ class TaskProcess(asyncio.Protocol):
             raise ConfigError(str(hello[1]))
         self.names = list(hello[2])
         self.timeouts = dict(hello[3])
+        self.sources = list(hello[4])
         return self
 
     # -- asyncio.Protocol --------------------------------------------------------------
@@ -208,18 +219,53 @@ class PythonExecutor:
         self._closing = False
         self._restarts = 0
         self._timeouts: dict[str, float] = {}
+        self._sources: dict[str, float] = {}
+        self._watcher: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         first = await TaskProcess.start(self.config)
-        self.names = frozenset(first.names)
-        self._timeouts = first.timeouts
+        self._learn(first)
         self._adopt(first)
+        if self.config.reload:
+            self._watcher = asyncio.ensure_future(self._watch())
         await asyncio.gather(*(self._spawn() for _ in range(self.config.size - 1)))
         names = ", ".join(sorted(self.names))
         log.info("task processes ready: %d, tasks: %s", self.config.size, names)
 
+    def _learn(self, proc: TaskProcess) -> None:
+        self.names = frozenset(proc.names)
+        self._timeouts = proc.timeouts
+        self._sources = {path: _mtime(path) for path in proc.sources}
+
+    async def _watch(self) -> None:
+        """--reload: poll the task sources; on a change, replace every process after
+        its current job (new processes import the new code)."""
+        while not self._closing:
+            await asyncio.sleep(RELOAD_POLL)
+            if all(_mtime(path) == seen for path, seen in self._sources.items()):
+                continue
+            log.info("task code changed: replacing the task processes after their jobs")
+            try:
+                fresh = await TaskProcess.start(self.config)
+            except ConfigError as exc:  # broken code: keep the old processes
+                log.error("the changed task code does not load: %s", exc.message)
+                self._sources = {path: _mtime(path) for path in self._sources}
+                continue
+            self._learn(fresh)
+            old = [p for p in self._procs if not p.retiring]
+            self._adopt(fresh)  # takes the place of the first old one
+            for n, proc in enumerate(old):
+                proc.retiring = True
+                if n:
+                    self._replace(proc)
+                if not proc.outstanding:
+                    proc.close()
+            self._procs = [p for p in self._procs if not (p.retiring and not p.outstanding)]
+
     async def close(self) -> None:
         self._closing = True
+        if self._watcher is not None:
+            self._watcher.cancel()
         procs, self._procs = self._procs, []
         for proc in procs:
             proc.kill()
