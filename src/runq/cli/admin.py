@@ -31,8 +31,9 @@ def workers(server: str | None, as_json: bool) -> None:
     now = time.time()
     for w in found:
         state = "  draining" if w.draining else ""
+        pool = f"  pool={w.info['pool']}" if "pool" in w.info else ""
         click.echo(
-            f"{w.id}  queues={','.join(w.queues)}  running={w.running}/{w.concurrency}"
+            f"{w.id}{pool}  queues={','.join(w.queues)}  running={w.running}/{w.concurrency}"
             f"  done={w.done}  pid={w.info.get('pid', '?')}  host={w.info.get('host', '?')}"
             f"  mem={w.rss_mb:.0f} MiB  up {now - w.connected_at:.0f} s{state}"
         )

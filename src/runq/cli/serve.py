@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import signal
-import subprocess
 import sys
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from runq import log as runq_log
 from runq.broker import Broker, BrokerConfig
@@ -28,6 +27,8 @@ from runq.cli.common import (
     token,
 )
 from runq.cli.console import Console
+from runq.cli.pools import Pool, Supervisor, load_config, pool_children
+from runq.errors import ConfigError
 from runq.store.open import StoreConfig, open_store
 from runq.worker import Agent, WorkerConfig
 from runq.worker.executors.base import Executor
@@ -89,6 +90,20 @@ def with_broker_options(fn: Any) -> Any:
     return fn
 
 
+def _supervise_pools(path: str, only: str | None, server: str, log_level: str) -> None:
+    pools = [p for p in load_config(path).pool if only is None or p.name == only]
+    if not pools:
+        raise ConfigError(f"{path} has no pool" + (f" named {only!r}" if only else "s"))
+    children = pool_children(pools, server, log_level)
+    supervisor = Supervisor(children, max(p.grace for p in pools))
+    click.echo(f"runq worker: supervising {len(children)} worker process(es)", err=True)
+
+    async def main() -> None:
+        await supervisor.run(_stop_event(False, None))
+
+    run(main())
+
+
 def _broker(
     store: str | None,
     host: str,
@@ -111,14 +126,15 @@ def _announce(broker: Broker, store: str | None) -> None:
     )
 
 
-async def _until_signal(console: bool, broker: Broker) -> None:
+def _stop_event(console: bool, broker: Broker | None) -> asyncio.Event:
+    """An event set by SIGINT, SIGTERM or (on a terminal) the console's `quit`."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if console and sys.stdin.isatty():
+    if console and broker is not None and sys.stdin.isatty():
         Console(broker, stop).attach()
-    await stop.wait()
+    return stop
 
 
 @click.command()
@@ -145,7 +161,7 @@ def server(
         await broker.start()
         _announce(broker, store)
         try:
-            await _until_signal(True, broker)
+            await _stop_event(True, broker).wait()
         finally:
             await broker.stop(grace)
 
@@ -194,6 +210,8 @@ def server(
     help="On SIGTERM, seconds running jobs may take before they are handed back.",
 )
 @click.option("--reload", is_flag=True, help="Restart task processes when task code changes.")
+@click.option("--config", "config_path", default=None, help="Run the pools of this runq.toml.")
+@click.option("--pool", "pool_name", default=None, help="The pool's name (with --config: only it).")
 @click.option("--allow-cmd", "allow_cmd", multiple=True, help="A command jobs may run (repeat).")
 @click.option("--allow-any-cmd", is_flag=True, help="Command jobs may run any executable.")
 @click.option("--allow-shell", is_flag=True, help="Command jobs may ask for /bin/sh -c.")
@@ -224,6 +242,8 @@ def worker(
     prefetch: int | None,
     grace: float,
     reload: bool,
+    config_path: str | None,
+    pool_name: str | None,
     allow_cmd: tuple[str, ...],
     allow_any_cmd: bool,
     allow_shell: bool,
@@ -242,21 +262,18 @@ def worker(
     --allow-any-cmd."""
     runq_log.setup(log_level)
     host, port = address(server, "worker")
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "queues": parse_csv(queues) or ("default",),
-    }
-    if concurrency:
-        options["concurrency"] = concurrency
-    if worker_id:
-        options["worker_id"] = worker_id
-    config = WorkerConfig(token=token(), **options)
-    if prefetch is None:
-        prefetch = 4 * config.concurrency if (modules or apps) else 0
+    if config_path is not None:
+        _supervise_pools(config_path, pool_name, f"{host}:{port}", log_level)
+        return
+    options: dict[str, Any] = {"host": host, "port": port, "pool": pool_name}
+    options["queues"] = parse_csv(queues) or ("default",)
+    options |= {"concurrency": concurrency, "worker_id": worker_id}
+    config = WorkerConfig(token=token(), **{k: v for k, v in options.items() if v})
+    tasks = bool(modules or apps)
+    prefetch = (4 * config.concurrency if tasks else 0) if prefetch is None else prefetch
     config = dataclasses.replace(config, prefetch=prefetch)
     executors: list[Executor] = []
-    if modules or apps:
+    if tasks:
         pool = PoolConfig(
             modules=(*modules, *apps),
             size=config.concurrency,
@@ -284,21 +301,23 @@ def worker(
         err=True,
     )
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        stopping: list[asyncio.Task[None]] = []
+    run(_serve_agent(agent, grace))
 
-        def on_signal() -> None:
-            if stopping:  # a second signal: hand back what runs and stop now
-                agent.stop_now()
-            else:
-                stopping.append(asyncio.ensure_future(agent.shutdown(grace)))
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal)
-        await agent.run()
+async def _serve_agent(agent: Agent, grace: float) -> None:
+    """Run the agent; the first signal drains it, a second one stops it at once."""
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
 
-    run(main())
+    def on_signal() -> None:
+        if stopping:
+            agent.stop_now()
+        else:
+            stopping.append(asyncio.ensure_future(agent.shutdown(grace)))
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    await agent.run()
 
 
 @click.command()
@@ -314,8 +333,11 @@ def worker(
     callback=positive,
     help="Jobs at once per worker.",
 )
+@click.option("--config", "config_path", default=None, help="A runq.toml with [broker] and pools.")
+@click.pass_context
 @handle_errors
 def up(
+    ctx: click.Context,
     store: str | None,
     host: str,
     port: int,
@@ -326,48 +348,48 @@ def up(
     log_level: str,
     n_workers: int,
     concurrency: int | None,
+    config_path: str | None,
 ) -> None:
-    """Run a broker and local workers in one command. Ctrl-C stops all of it."""
+    """Run a broker and local workers in one command. Ctrl-C stops all of it.
+
+    With --config, the broker takes its settings from the file's [broker] table (options
+    given here win) and runs one set of worker processes per [[pool]]."""
     runq_log.setup(log_level)
+    pools = [Pool(name="default", processes=n_workers, concurrency=concurrency, grace=grace)]
+    if config_path is not None:
+        file = load_config(config_path)
+        b = file.broker
+
+        def pick(name: str, value: Any, from_file: Any) -> Any:
+            given = ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+            return value if given or from_file is None else from_file
+
+        store = pick("store", store, b.store)
+        host, port = pick("host", host, b.host), pick("port", port, b.port)
+        worker_port = pick("worker_port", worker_port, b.worker_port)
+        durability = pick("durability", durability, b.durability)
+        lease, grace = pick("lease", lease, b.lease_timeout), pick("grace", grace, b.grace)
+        pools = file.pool
+    if not (0 <= port < 65536 and 0 <= worker_port < 65536):
+        raise ConfigError("ports must be between 0 and 65535")
 
     async def main() -> None:
         broker = _broker(store, host, port, worker_port, durability, lease, grace)
         await broker.start()
         _announce(broker, store)
-        procs = [_spawn_worker(broker, concurrency, grace, log_level) for _ in range(n_workers)]
-        click.echo(f"runq up: {n_workers} worker(s) started; Ctrl-C stops everything", err=True)
+        local = (
+            broker.config.host if broker.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        )
+        children = pool_children(pools, f"{local}:{broker.worker_port}", log_level)
+        supervisor = Supervisor(children, max([p.grace for p in pools], default=grace))
+        click.echo(
+            f"runq up: {len(children)} worker process(es) started; Ctrl-C stops everything",
+            err=True,
+        )
         try:
-            await _until_signal(True, broker)
+            await supervisor.run(_stop_event(True, broker))
         finally:
-            await _stop_workers(procs, grace + 10)
+            await supervisor.stop()
             await broker.stop(grace)
 
     run(main())
-
-
-def _spawn_worker(
-    broker: Broker, concurrency: int | None, grace: float, log_level: str
-) -> subprocess.Popen[bytes]:
-    host = broker.config.host if broker.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    cmd = [sys.executable, "-m", "runq", "worker", "--server", f"{host}:{broker.worker_port}"]
-    cmd += ["--log-level", log_level, "--grace", str(grace)]
-    if concurrency:
-        cmd += ["--concurrency", str(concurrency)]
-    # Own process group: a Ctrl-C on the terminal reaches `runq up`, which stops them.
-    return subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy()
-    )
-
-
-async def _stop_workers(procs: list[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
-    for proc in procs:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
-    for proc in procs:
-        while proc.poll() is None and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

@@ -44,6 +44,7 @@ class WorkerConfig:
     queues: tuple[str, ...] = ("default",)
     concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     prefetch: int = 0  # jobs held beyond ``concurrency``, waiting for a free slot
+    pool: str | None = None  # the pool it belongs to (a label for `runq workers`)
     token: str | None = None
     reconnect_min: float = 0.05
     reconnect_max: float = 5.0
@@ -190,7 +191,11 @@ class Agent:
             queues=list(self.config.queues),
             concurrency=self.config.concurrency + self.config.prefetch,
             running=running,
-            info={"pid": os.getpid(), "host": socket.gethostname()},
+            info={
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                **({"pool": self.config.pool} if self.config.pool else {}),
+            },
         )
 
     async def _welcome(
