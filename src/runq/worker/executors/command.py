@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import os
 import resource
+import selectors
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -91,8 +93,12 @@ class Command:
 
 
 class CommandExecutor(InlineExecutor):
-    def __init__(self, policy: CommandPolicy) -> None:
+    def __init__(self, policy: CommandPolicy, threads: int = 64) -> None:
         self.policy = policy
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="runq-command")
+
+    async def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     def knows(self, task: str) -> bool:
         return task == COMMAND_TASK
@@ -119,50 +125,96 @@ class CommandExecutor(InlineExecutor):
         p = self.policy
         env = {**dict(p.env), **command.env}
         env |= {"RUNQ_JOB_ID": str(job.id), "RUNQ_ATTEMPT": str(job.attempt)}
-        workdir = tempfile.mkdtemp(prefix=f"runq-job-{job.id}-")
-        started = time.monotonic()
+        spawned: list[int] = []  # the pid, once the thread has started the command
+        loop = asyncio.get_running_loop()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=workdir,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=p.preexec(),
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise CommandFailed(f"cannot start {argv[0]}: {exc}", retryable=False) from None
-        assert proc.stdout is not None and proc.stderr is not None
-        readers = asyncio.gather(
-            capture(proc.stdout, p.limit_output), capture(proc.stderr, p.limit_output)
-        )
-        try:
-            code = await proc.wait()
-            try:  # what it left running may hold the pipes open: do not wait for it
-                await asyncio.wait_for(asyncio.shield(readers), DRAIN_AFTER_EXIT)
-            except TimeoutError:
-                _kill_group(proc.pid)
-            (out, n_out), (err, n_err) = await readers
-        finally:
-            readers.cancel()
-            _kill_group(proc.pid)  # whatever it left behind goes too
-            if proc.returncode is None:
-                await proc.wait()
-            shutil.rmtree(workdir, ignore_errors=True)
-        result = {
-            "exit_code": code,
-            "duration": round(time.monotonic() - started, 6),
-            "stdout": out,
-            "stderr": err,
-            "stdout_bytes": n_out,
-            "stderr_bytes": n_err,
-        }
-        if code != 0:
-            raise CommandFailed(_failure(code, err), command.retry_on_failure)
+            result = await loop.run_in_executor(self._threads, run_command, argv, env, p, spawned)
+        except asyncio.CancelledError:  # timeout or cancel: the thread sees EOF and ends
+            if spawned:
+                _kill_group(spawned[0])
+            raise
+        if result["exit_code"] != 0:
+            message = _failure(result["exit_code"], result["stderr"])
+            raise CommandFailed(message, command.retry_on_failure)
         return result
+
+
+def run_command(
+    argv: list[str], env: dict[str, str], p: CommandPolicy, spawned: list[int]
+) -> dict[str, Any]:
+    """Run one command to its end, in a thread: spawn it (vfork when no limits are set),
+    keep the first ``limit_output`` bytes of each stream, stop reading shortly after it
+    exits, and kill whatever it left in its process group."""
+    workdir = tempfile.mkdtemp(prefix="runq-job-")
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=p.preexec(),
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise CommandFailed(f"cannot start {argv[0]}: {exc}", retryable=False) from None
+    spawned.append(proc.pid)
+    try:
+        streams = _read_streams(proc, p.limit_output)
+        code = proc.wait()
+    finally:
+        _kill_group(proc.pid)
+        if proc.returncode is None:
+            proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+    (out, n_out), (err, n_err) = streams
+    return {
+        "exit_code": code,
+        "duration": round(time.monotonic() - started, 6),
+        "stdout": out,
+        "stderr": err,
+        "stdout_bytes": n_out,
+        "stderr_bytes": n_err,
+    }
+
+
+def _read_streams(proc: subprocess.Popen[bytes], limit: int) -> list[tuple[str, int]]:
+    assert proc.stdout is not None and proc.stderr is not None
+    files = [proc.stdout, proc.stderr]
+    kept = [bytearray(), bytearray()]
+    totals = [0, 0]
+    with selectors.DefaultSelector() as sel:
+        for n, f in enumerate(files):
+            sel.register(f, selectors.EVENT_READ, n)
+        drain_until: float | None = None
+        while sel.get_map():
+            if drain_until is None and proc.poll() is not None:
+                drain_until = time.monotonic() + DRAIN_AFTER_EXIT
+            if drain_until is not None and time.monotonic() >= drain_until:
+                _kill_group(proc.pid)  # what it left running holds the pipes open
+                drain_until = time.monotonic() + DRAIN_AFTER_EXIT
+            for key, _ in sel.select(timeout=0.05):
+                n = key.data
+                chunk = os.read(key.fd, CHUNK)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                totals[n] += len(chunk)
+                if len(kept[n]) < limit:
+                    kept[n] += chunk[: limit - len(kept[n])]
+    for f in files:
+        f.close()
+    return [_text(kept[n], totals[n]) for n in (0, 1)]
+
+
+def _text(kept: bytearray, total: int) -> tuple[str, int]:
+    text = kept.decode("utf-8", errors="replace")
+    if total > len(kept):
+        text += f"\n[runq: output cut, {total - len(kept)} more bytes not kept]"
+    return text, total
 
 
 def _failure(code: int, stderr: str) -> str:
@@ -180,19 +232,3 @@ def _failure(code: int, stderr: str) -> str:
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-
-
-async def capture(stream: asyncio.StreamReader, limit: int) -> tuple[str, int]:
-    """Read a stream to its end, keeping its first ``limit`` bytes: memory stays flat
-    whatever the command prints. Returns the text kept (with a marker when cut) and
-    the number of bytes the command wrote."""
-    kept = bytearray()
-    total = 0
-    while chunk := await stream.read(CHUNK):
-        total += len(chunk)
-        if len(kept) < limit:
-            kept += chunk[: limit - len(kept)]
-    text = kept.decode("utf-8", errors="replace")
-    if total > len(kept):
-        text += f"\n[runq: output cut, {total - len(kept)} more bytes not kept]"
-    return text, total
