@@ -461,7 +461,7 @@ async def test_requeue_expired_touches_only_expired_leases(store: Store, clock: 
     (b,) = await store.claim("w2", ["slow"], 1, t0, t0 + 60)
 
     assert await store.requeue_expired(t0 + 29) == Requeued(set(), [])
-    assert await store.requeue_expired(t0 + 45) == Requeued({"default"}, [], {"w1"})
+    assert await store.requeue_expired(t0 + 45) == Requeued({"default"}, [], {(short, "w1")})
     assert await state_of(store, short) is S.QUEUED
     assert await state_of(store, long_) is S.RUNNING
     assert await state_of(store, queued) is S.QUEUED
@@ -470,7 +470,7 @@ async def test_requeue_expired_touches_only_expired_leases(store: Store, clock: 
 
     stale = await store.report("w1", [Outcome(a.id, a.fence, True, "too late")], t0 + 46)
     assert stale.stale == [short]
-    assert await store.requeue_expired(t0 + 61) == Requeued({"slow"}, [], {"w2"})
+    assert await store.requeue_expired(t0 + 61) == Requeued({"slow"}, [], {(long_, "w2")})
     assert b.id == long_
 
 
@@ -480,7 +480,7 @@ async def test_an_expired_lease_on_the_last_attempt_fails_the_job(
     (job_id,) = await store.submit_many([JobSpec("echo", max_attempts=1)], clock())
     await claim_one(store, clock)
     now = clock.advance(LEASE + 1)
-    assert await store.requeue_expired(now) == Requeued(set(), [job_id], {"w1"})
+    assert await store.requeue_expired(now) == Requeued(set(), [job_id], {(job_id, "w1")})
     job = await store.get(job_id)
     assert job is not None
     assert (job.state, job.finished_at) == (S.FAILED, now)

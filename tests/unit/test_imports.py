@@ -7,6 +7,7 @@ arrow drawn only for the type checker is still an arrow a reader has to follow.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,8 +75,15 @@ def resolve(module: str, package: bool, node: ast.ImportFrom) -> str:
     return ".".join([*base, *([node.module] if node.module else [])])
 
 
+@functools.cache
+def parse(source: str) -> ast.Module:
+    """Parsed once, at collection (see below): CPython 3.11 can fail building an AST
+    after another test left its recursion accounting off (a RecursionError caught in C)."""
+    return ast.parse(source)
+
+
 def imports(source: str, module: str, package: bool = False) -> Iterator[Arrow]:
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse(source)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield Arrow(module, alias.name, node.lineno)
@@ -109,7 +117,7 @@ def is_env_read(node: ast.AST) -> bool:
 
 def env_reads(source: str) -> Iterator[int]:
     """Lines that read the process environment."""
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse(source)):
         if is_env_read(node):
             yield getattr(node, "lineno", 0)
 
@@ -136,6 +144,8 @@ def sources() -> list[tuple[str, Path]]:
 
 
 MODULES = sources()
+for _, _path in MODULES:
+    parse(_path.read_text())
 
 
 def test_the_walk_finds_every_layer() -> None:

@@ -24,20 +24,34 @@ class Duties:
         return len(queues)
 
     async def expire_leases(self, now: float) -> int:
-        """Running jobs whose lease ran out go back to the queue (or fail, out of tries)."""
+        """Running jobs whose lease ran out go back to the queue (or fail, out of tries).
+        A worker still connected that held one of them over its connection went silent:
+        it gets nothing more and its connection is closed."""
         requeued = await self.broker.store.requeue_expired(now)
-        if requeued.queues:
-            names = ",".join(sorted(requeued.queues))
-            log.warning("leases expired in queues %s: jobs re-queued", names)
-            self.broker.dispatcher.wake(requeued.queues)
+        if not (requeued.queues or requeued.failed):
+            return 0
+        log.warning("leases expired: %d job(s) taken back", len(requeued.holders))
+        self.broker.counters["lease_expiries"] += len(requeued.holders)
+        by_worker: dict[str, list[int]] = {}
+        for job_id, worker_id in requeued.holders:
+            by_worker.setdefault(worker_id, []).append(job_id)
+        for worker_id, ids in by_worker.items():
+            self._silent(worker_id, ids)
         self.broker.job_finished(requeued.failed)
-        self.broker.counters["lease_expiries"] += len(requeued.workers)
-        for worker_id in requeued.workers:
-            session = self.broker.dispatcher.sessions.get(worker_id)
-            if session is not None:  # connected but silent: it is no longer trusted
-                log.warning("worker %s let its lease run out; closing its connection", worker_id)
-                session.conn.close()
-        return len(requeued.queues) + len(requeued.failed)
+        if requeued.queues:
+            self.broker.dispatcher.wake(requeued.queues)
+        return len(requeued.holders)
+
+    def _silent(self, worker_id: str, ids: list[int]) -> None:
+        session = self.broker.dispatcher.sessions.get(worker_id)
+        if session is None:
+            return
+        held = [job_id for job_id in ids if session.inflight.pop(job_id, None) is not None]
+        if held:  # sent over this connection and never heard of again: not to be trusted
+            log.warning("worker %s let its lease run out; closing its connection", worker_id)
+            session.closed = True
+            session.conn.close()
+        # (a job a previous broker claimed for it but never sent is only re-queued)
 
     async def run(self) -> None:
         cfg = self.broker.config

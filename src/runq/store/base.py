@@ -22,7 +22,8 @@ class ReportResult(NamedTuple):
 class Requeued(NamedTuple):
     queues: set[str]  # queues that got a job back
     failed: list[int]  # jobs that were out of attempts and ended failed instead
-    workers: frozenset[str] = frozenset()  # the workers that lost them (expiry only)
+    # (job id, worker) of each job taken from its worker (lease expiry only)
+    holders: frozenset[tuple[int, str]] = frozenset()
 
 
 class Store(Protocol):

@@ -72,6 +72,7 @@ class Agent:
         self._lease = 30.0
         self._stopping = False
         self._draining = False
+        self._greetings = 0  # handshakes completed (a reconnect resets the back-off)
 
     # -- connection life -----------------------------------------------------------------
 
@@ -89,19 +90,22 @@ class Agent:
     async def _serve(self) -> None:
         delay = self.config.reconnect_min
         while not self._stopping:
+            greeted = self._greetings
+            why = ""
             try:
                 await self._session()
-                delay = self.config.reconnect_min
             except (OSError, ConnectionLost, asyncio.IncompleteReadError) as exc:
-                if self._stopping:
-                    break
-                log.info(
-                    "worker %s: broker unreachable (%s); retrying in %.2fs", self.id, exc, delay
-                )
+                why = str(exc)
             except RunqError as exc:
                 log.error("worker %s: broker refused us: %s", self.id, exc.message)
             if self._stopping:
                 break
+            if self._greetings != greeted:  # it was connected: a new outage starts over
+                delay = self.config.reconnect_min
+            if why:
+                log.info(
+                    "worker %s: broker unreachable (%s); retrying in %.2fs", self.id, why, delay
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.config.reconnect_max)
 
@@ -161,6 +165,7 @@ class Agent:
             writer.write(codec.encode(self._hello()))
             welcome, behind = await self._welcome(reader, decoder)
             self._lease = welcome.lease
+            self._greetings += 1
             self._writer = writer
             self.connected.set()
             log.info("worker %s connected to %s:%d", self.id, self.config.host, self.config.port)

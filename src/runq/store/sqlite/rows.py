@@ -95,12 +95,12 @@ def requeued(rows: Iterable[tuple[Any, ...]]) -> Requeued:
     """From rows of (id, queue, state[, worker])."""
     queues: set[str] = set()
     failed: list[int] = []
-    workers: set[str] = set()
+    holders: set[tuple[int, str]] = set()
     for row in rows:
         if row[2] == "failed":
             failed.append(row[0])
         else:
             queues.add(row[1])
         if len(row) > 3:
-            workers.add(row[3])
-    return Requeued(queues, failed, frozenset(workers))
+            holders.add((row[0], row[3]))
+    return Requeued(queues, failed, frozenset(holders))

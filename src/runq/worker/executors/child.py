@@ -163,7 +163,10 @@ def main(argv: list[str]) -> int:
     except Exception as exc:
         send(sock, ["error", f"importing the tasks failed: {type(exc).__name__}: {exc}"])
         return 2
-    serve(sock, registry)
+    try:
+        serve(sock, registry)
+    except (BrokenPipeError, ConnectionResetError):  # the worker went away: so do we
+        return 0
     return 0
 
 

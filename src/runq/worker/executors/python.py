@@ -57,7 +57,9 @@ class PoolConfig:
     max_jobs: int | None = None  # jobs a process runs before it is replaced
     max_memory_mb: float | None = None  # RSS after a job past which it is replaced
     env: tuple[tuple[str, str], ...] = ()  # the whole environment of task processes
-    window: int = 2  # jobs queued in one task process (1 runs, the rest wait their turn)
+    # Jobs sent to one task process at once. 1: a job that waits is still in the worker,
+    # where a cancel or a hand-back can withdraw it (one queued in the process would run).
+    window: int = 1
     reload: bool = False  # replace the processes gracefully when a task's source changes
 
 
@@ -361,7 +363,11 @@ class PythonExecutor:
         self._procs = [p for p in self._procs if not (p.retiring and not p.outstanding)]
         while not self._closing:
             try:
-                self._adopt(await TaskProcess.start(self.config))
+                proc = await TaskProcess.start(self.config)
+                if self._closing:  # closed while it started
+                    proc.kill()
+                    return
+                self._adopt(proc)
                 return
             except ConfigError as exc:
                 self._restarts += 1
