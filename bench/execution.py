@@ -21,6 +21,7 @@ from runq.model.spec import COMMAND_TASK
 PY_JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
 CMD_JOBS = int(sys.argv[2]) if len(sys.argv) > 2 else 2_000
 CONCURRENCY = sys.argv[3] if len(sys.argv) > 3 else "2"
+PREFETCH = sys.argv[4] if len(sys.argv) > 4 else "64"
 TASKS = "import runq\n\n\n@runq.task\ndef noop() -> None:\n    return None\n"
 
 
@@ -48,6 +49,7 @@ def measure(tmp: Path, specs: list[JobSpec], worker_args: list[str]) -> float:
         first, last = asyncio.run(fill(address, specs))
         cmd = [sys.executable, "-m", "runq", "worker", *worker_args]
         cmd += ["--server", f"127.0.0.1:{wport}", "-c", CONCURRENCY, "--log-level", "warning"]
+        cmd += ["--prefetch", PREFETCH]
         worker = subprocess.Popen(cmd, cwd=tmp, stdin=subprocess.DEVNULL)
         try:
             return asyncio.run(drain(address, first, last, len(specs)))

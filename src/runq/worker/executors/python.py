@@ -57,9 +57,7 @@ class PoolConfig:
     max_jobs: int | None = None  # jobs a process runs before it is replaced
     max_memory_mb: float | None = None  # RSS after a job past which it is replaced
     env: tuple[tuple[str, str], ...] = ()  # the whole environment of task processes
-    # Jobs sent to one task process at once. 1: a job that waits is still in the worker,
-    # where a cancel or a hand-back can withdraw it (one queued in the process would run).
-    window: int = 1
+    window: int = 2  # jobs sent to one task process at once (one runs, one waits its turn)
     reload: bool = False  # replace the processes gracefully when a task's source changes
 
 
@@ -82,6 +80,7 @@ class TaskProcess(asyncio.Protocol):
         self.jobs = 0
         self.retiring = False
         self.dead = False
+        self.killed = False
         self.names: list[str] = []
         self.timeouts: dict[str, float] = {}
         self.sources: list[str] = []
@@ -148,10 +147,12 @@ class TaskProcess(asyncio.Protocol):
     async def _fail(self, lost: list[tuple[Assignment, asyncio.Future[Any]]]) -> None:
         why = await self._death()
         for n, (_, fut) in enumerate(lost):
-            if not fut.done():
-                fut.set_exception(
-                    TaskFailed(ErrorInfo("worker_lost", why)) if n == 0 else NotStarted()
-                )
+            if fut.done():
+                continue
+            if n == 0 and not self.killed:  # it died running this job
+                fut.set_exception(TaskFailed(ErrorInfo("worker_lost", why)))
+            else:  # never started, or cut short by a kill aimed at another job: run again
+                fut.set_exception(NotStarted())
 
     def _reply(self, reply: Any) -> None:
         if not self._hello.done():
@@ -179,8 +180,8 @@ class TaskProcess(asyncio.Protocol):
         self.outstanding.append((job, fut))
         return fut
 
-    def running(self, job: Assignment) -> bool:
-        return bool(self.outstanding) and self.outstanding[0][0] is job
+    def holds(self, job: Assignment) -> bool:
+        return any(queued is job for queued, _ in self.outstanding)
 
     async def _death(self) -> str:
         code = await self.proc.wait()
@@ -199,7 +200,9 @@ class TaskProcess(asyncio.Protocol):
             return 0.0
 
     def kill(self) -> None:
-        """Kill the process and everything in its process group."""
+        """Kill the process and everything in its process group (on purpose: the jobs it
+        holds besides the one it was killed for are run again elsewhere)."""
+        self.killed = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
         self.close()
@@ -313,10 +316,10 @@ class PythonExecutor:
                     self._after_job(proc)
                 raise
             except asyncio.CancelledError:  # timeout, cancel or shutdown
-                if proc.running(job):  # it runs now: kill it with everything it started
-                    proc.kill()
+                if proc.holds(job):  # kill it with all it started, so the job never runs;
+                    proc.kill()  # a job running there for another reason starts over
                     self._replace(proc)
-                raise  # (a job still queued there runs and its result is dropped)
+                raise
             self._after_job(proc)
             return result
 
