@@ -87,10 +87,10 @@ def test_worker_killed_mid_job_reruns_on_the_other_worker_at_once(
         assert done.history[0].error.code == "worker_lost"
         assert done.result == workers[other].pid
         assert done.error is None
-        # The first attempt's task process finishes its nap with nobody to report to,
-        # and exits quietly: a dead worker is no reason for a traceback.
-        marked(mark, 1, "done", timeout=10)
-        wait_until(lambda: gone(orphan), 10, what=f"the orphaned task process {orphan} to exit")
+        # The first attempt's task process dies with its worker (PR_SET_PDEATHSIG): the
+        # job does not go on running with nobody to report it, and nothing is printed.
+        wait_until(lambda: gone(orphan), 5, what=f"the orphaned task process {orphan} to exit")
+        assert not Path(f"{mark}.1.done").exists(), "the orphaned attempt ran to its end"
         log = workers[victim].text()
         assert "Traceback" not in log, f"the orphaned task process crashed:\n{log}"
         again = client.get(job)

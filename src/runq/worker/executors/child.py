@@ -11,6 +11,7 @@ Frames are a 4-byte big-endian length and a msgpack array:
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import inspect
 import os
 import signal
@@ -27,6 +28,7 @@ from runq.tasks import Registry, load
 
 NON_RETRYABLE = frozenset({"unknown_task", "invalid_arguments", "permanent", "bad_result"})
 MAX_TEXT = 8 * 1024
+PR_SET_PDEATHSIG = 1
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder()
 
@@ -148,8 +150,18 @@ def serve(sock: socket.socket, registry: Registry) -> None:
         send(sock, runner.run(job_id, task, args, kwargs))
 
 
+def die_with_parent() -> None:
+    """Linux: be killed when the worker dies, so no job runs on without its worker."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the worker's socket closing ends us
+        pass
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
+    die_with_parent()
     fd = int(argv[argv.index("--fd") + 1])
     specs = [a for a in argv[: argv.index("--fd")]]
     sock = socket.socket(fileno=fd)

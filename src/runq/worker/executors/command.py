@@ -112,14 +112,14 @@ class CommandExecutor(InlineExecutor):
         if command.shell:
             if not p.allow_shell:
                 raise CommandNotAllowed("shell commands are not allowed on this worker")
-            return ["/bin/sh", "-c", " ".join(command.argv)]
+            return ["/bin/sh", "/bin/sh", "-c", " ".join(command.argv)]
         exe = command.argv[0]
         if not (p.allow_any or exe in p.allow or os.path.basename(exe) in p.allow):
             raise CommandNotAllowed(f"{exe!r} is not on this worker's list of allowed commands")
         found = shutil.which(exe, path=p.path)
         if found is None:
             raise CommandNotAllowed(f"{exe!r} was not found on this worker")
-        return [found, *command.argv[1:]]
+        return [found, *command.argv]  # the program, then the argv as the job gave it
 
     async def _run(self, job: Assignment, argv: list[str], command: Command) -> dict[str, Any]:
         p = self.policy
@@ -149,7 +149,8 @@ def run_command(
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
-            argv,
+            argv[1:],
+            executable=argv[0],
             cwd=workdir,
             env=env,
             stdin=subprocess.DEVNULL,

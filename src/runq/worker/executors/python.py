@@ -325,9 +325,14 @@ class PythonExecutor:
 
     async def _pick(self, alone: bool) -> TaskProcess:
         window = 1 if alone else self.config.window
+        most = self.config.max_jobs
         while True:
             ready = [
-                p for p in self._procs if not (p.dead or p.retiring) and len(p.outstanding) < window
+                p
+                for p in self._procs
+                if not (p.dead or p.retiring)
+                and len(p.outstanding) < window
+                and (most is None or p.jobs + len(p.outstanding) < most)
             ]
             if ready:
                 return min(ready, key=lambda p: len(p.outstanding))
