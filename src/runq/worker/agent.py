@@ -290,8 +290,11 @@ class Agent:
 
     async def _await(self, job: Assignment, value: Any, timeout: float | None) -> None:
         try:
-            async with asyncio.timeout(timeout):
+            if timeout is None:
                 result = await value
+            else:
+                async with asyncio.timeout(timeout):
+                    result = await value
         except asyncio.CancelledError:
             self.running.pop(job.id, None)
             raise

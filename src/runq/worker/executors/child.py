@@ -19,7 +19,7 @@ import socket
 import sys
 import traceback
 import typing
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
@@ -33,19 +33,23 @@ _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder()
 
 
-def read_exactly(sock: socket.socket, n: int) -> bytes | None:
-    chunks = []
-    while n:
-        chunk = sock.recv(min(n, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
+def read_exactly(stream: BinaryIO, n: int) -> bytes | None:
+    data = stream.read(n)
+    return data if data is not None and len(data) == n else None
 
 
 def send(sock: socket.socket, value: Any) -> None:
     body = _enc.encode(value)
+    sock.sendall(len(body).to_bytes(4, "big") + body)
+
+
+def send_reply(sock: socket.socket, reply: list[Any], task: str) -> None:
+    """A job's reply; a result msgpack cannot carry becomes a ``bad_result`` failure."""
+    try:
+        body = _enc.encode(reply)
+    except (TypeError, ValueError, OverflowError) as exc:
+        message = f"the result of {task} cannot be stored: {exc}"
+        body = _enc.encode([reply[0], False, "bad_result", message[:MAX_TEXT], False, None])
     sock.sendall(len(body).to_bytes(4, "big") + body)
 
 
@@ -83,11 +87,6 @@ class Runner:
                 result = self._await(result)
         except Exception as exc:
             return failure(job_id, exc)
-        try:
-            _enc.encode(result)
-        except (TypeError, ValueError, OverflowError) as exc:
-            message = f"the result of {task} cannot be stored: {exc}"
-            return [job_id, False, "bad_result", message[:MAX_TEXT], False, None]
         return [job_id, True, result]
 
     def _checked(
@@ -137,17 +136,18 @@ def serve(sock: socket.socket, registry: Registry) -> None:
     runner = Runner(registry)
     timeouts = {opts.name: opts.timeout for _, opts in registry if opts.timeout is not None}
     send(sock, ["ready", os.getpid(), registry.names(), timeouts, source_files(registry)])
+    stream = sock.makefile("rb")  # buffered: one read can bring several frames
     while True:
-        header = read_exactly(sock, 4)
+        header = read_exactly(stream, 4)
         if header is None:
             return
-        body = read_exactly(sock, int.from_bytes(header, "big"))
+        body = read_exactly(stream, int.from_bytes(header, "big"))
         if body is None:
             return
         job_id, task, args, kwargs, attempt = _dec.decode(body)
         os.environ["RUNQ_JOB_ID"] = str(job_id)
         os.environ["RUNQ_ATTEMPT"] = str(attempt)
-        send(sock, runner.run(job_id, task, args, kwargs))
+        send_reply(sock, runner.run(job_id, task, args, kwargs), task)
 
 
 def die_with_parent() -> None:
