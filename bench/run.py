@@ -17,7 +17,9 @@ def main() -> int:
     print("== queue depth: broker memory and claim latency", flush=True)
     rc = rc or subprocess.call([sys.executable, str(HERE / "depth.py")])
     print("== recovery: kill -9 and SIGSTOP of a worker", flush=True)
-    return rc or subprocess.call([sys.executable, str(HERE / "recovery.py")])
+    rc = rc or subprocess.call([sys.executable, str(HERE / "recovery.py")])
+    print("== execution: Python tasks in task processes, command jobs", flush=True)
+    return rc or subprocess.call([sys.executable, str(HERE / "execution.py")])
 
 
 if __name__ == "__main__":
