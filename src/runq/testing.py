@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -46,13 +47,7 @@ class RunningBroker:
         host, port = self.worker_address
         config = WorkerConfig(host=host, port=port, queues=tuple(queues), concurrency=concurrency)
         if worker_id is not None:
-            config = WorkerConfig(
-                host=host,
-                port=port,
-                queues=tuple(queues),
-                concurrency=concurrency,
-                worker_id=worker_id,
-            )
+            config = dataclasses.replace(config, worker_id=worker_id)
         agent = Agent(config, executors)
         self.agents.append(agent)
         self._tasks.append(asyncio.ensure_future(agent.run()))
