@@ -296,10 +296,6 @@ def worker(
     )
     executors.append(CommandExecutor(policy))
     agent = Agent(config, executors)
-    click.echo(
-        f"runq worker {agent.id}: serving {','.join(agent.config.queues)} on {host}:{port}",
-        err=True,
-    )
 
     run(_serve_agent(agent, grace))
 

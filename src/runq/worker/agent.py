@@ -81,6 +81,10 @@ class Agent:
         whenever the broker goes away."""
         for executor in self.executors:
             await executor.open()
+        cfg = self.config
+        log.info(
+            "worker %s: serving %s on %s:%d", self.id, ",".join(cfg.queues), cfg.host, cfg.port
+        )
         try:
             await self._serve()
         finally:
