@@ -5,7 +5,7 @@ Frames are a 4-byte big-endian length and a msgpack array:
   child -> worker: ["ready", pid, [task names], {task: default timeout}, [source files]]
                    once, then
                    [id, true, result] or [id, false, code, message, retryable, traceback]
-  worker -> child: [id, task, args, kwargs, attempt]
+  worker -> child: [id, task, args, kwargs, attempt]; id 0 is a ping, answered "pong"
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from runq.tasks import Registry, load
 NON_RETRYABLE = frozenset({"unknown_task", "invalid_arguments", "permanent", "bad_result"})
 MAX_TEXT = 8 * 1024
 PR_SET_PDEATHSIG = 1
+PING = 0  # a frame with job id 0 is a health check: answered at once, runs nothing
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder()
 
@@ -145,6 +146,9 @@ def serve(sock: socket.socket, registry: Registry) -> None:
         if body is None:
             return
         job_id, task, args, kwargs, attempt = _dec.decode(body)
+        if job_id == PING:
+            send(sock, [PING, True, "pong"])
+            continue
         os.environ["RUNQ_JOB_ID"] = str(job_id)
         os.environ["RUNQ_ATTEMPT"] = str(attempt)
         send_reply(sock, runner.run(job_id, task, args, kwargs), task)

@@ -33,6 +33,9 @@ _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder()
 START_TIMEOUT = 60.0  # seconds a task process may take to import the task modules
 RELOAD_POLL = 1.0  # seconds between checks of the task sources with --reload
+HEALTH_EVERY = 5.0  # seconds between health checks of idle task processes
+HEALTH_TIMEOUT = 5.0  # seconds an idle task process has to answer one
+PING_JOB = Assignment(0, 0, "", [], {}, 0, 0, None)  # the health check's frame
 
 
 def _mtime(path: str) -> float:
@@ -158,8 +161,9 @@ class TaskProcess(asyncio.Protocol):
         if not self._hello.done():
             self._hello.set_result(reply)
             return
-        _, fut = self.outstanding.popleft()
-        self.jobs += 1
+        job, fut = self.outstanding.popleft()
+        if job is not PING_JOB:
+            self.jobs += 1
         if fut.done():  # abandoned (cancelled while it waited in the queue)
             return
         if reply[1]:
@@ -179,6 +183,14 @@ class TaskProcess(asyncio.Protocol):
         self.transport.write(len(body).to_bytes(4, "big") + body)
         self.outstanding.append((job, fut))
         return fut
+
+    async def ping(self, timeout: float) -> bool:
+        """Whether an idle process answers a health check in time."""
+        try:
+            await asyncio.wait_for(self.send(PING_JOB), timeout)
+        except (TimeoutError, NotStarted, TaskFailed):
+            return False
+        return True
 
     def holds(self, job: Assignment) -> bool:
         return any(queued is job for queued, _ in self.outstanding)
@@ -226,6 +238,7 @@ class PythonExecutor:
         self._timeouts: dict[str, float] = {}
         self._sources: dict[str, float] = {}
         self._watcher: asyncio.Future[None] | None = None
+        self._health: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         first = await TaskProcess.start(self.config)
@@ -233,6 +246,7 @@ class PythonExecutor:
         self._adopt(first)
         if self.config.reload:
             self._watcher = asyncio.ensure_future(self._watch())
+        self._health = asyncio.ensure_future(self._check_health())
         await asyncio.gather(*(self._spawn() for _ in range(self.config.size - 1)))
         names = ", ".join(sorted(self.names))
         log.info("task processes ready: %d, tasks: %s", self.config.size, names)
@@ -267,10 +281,24 @@ class PythonExecutor:
                     proc.close()
             self._procs = [p for p in self._procs if not (p.retiring and not p.outstanding)]
 
+    async def _check_health(self) -> None:
+        """Ping idle task processes; one that does not answer is hung: replace it."""
+        while not self._closing:
+            await asyncio.sleep(HEALTH_EVERY)
+            idle = [p for p in self._procs if not (p.dead or p.retiring or p.outstanding)]
+            answers = await asyncio.gather(*(p.ping(HEALTH_TIMEOUT) for p in idle))
+            for proc, alive in zip(idle, answers, strict=True):
+                if not alive and not proc.dead:
+                    log.warning("task process %d does not answer; replacing it", proc.pid)
+                    proc.kill()
+                    self._replace(proc)
+            self._room.set()
+
     async def close(self) -> None:
         self._closing = True
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for watcher in (self._watcher, self._health):
+            if watcher is not None:
+                watcher.cancel()
         procs, self._procs = self._procs, []
         for proc in procs:
             proc.kill()
