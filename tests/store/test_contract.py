@@ -3,29 +3,39 @@
 Time is explicit: every operation takes ``now``, so the tests move a FakeClock instead
 of sleeping.
 
-Every backend is opened through ``open_store`` from a URL, the way the broker opens it,
-so adding PostgreSQL is one more entry in ``BACKENDS``: a URL factory (a fresh database
-or schema per test) and whether a closed store can be opened again with its data.
+Every backend is opened through ``open_store`` from a URL, the way the broker opens it:
+``BACKENDS`` holds a URL factory (a fresh database or schema per test) and whether a
+closed store can be opened again with its data.
+
+PostgreSQL runs at 127.0.0.1:5432 (database ``test``, user ``postgres``, trust auth); each
+test gets its own schema, dropped afterwards. Without the server its tests skip, except
+under ``CI=true``, where they fail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
 import msgspec
 import pytest
 
 from runq.clock import FakeClock
-from runq.errors import IllegalTransition, StoreError, UnknownJob
+from runq.errors import ConfigError, IllegalTransition, StoreError, UnknownJob
 from runq.model import Assignment, ErrorInfo, JobSpec, JobState, Outcome, RetryPolicy
 from runq.store.base import Requeued, Store
 from runq.store.migrate import migrate, migrations
 from runq.store.open import StoreConfig, open_store
+from runq.store.postgres.migrate import migrate as pg_migrate
 
 # Back-off the tests can check exactly: a first failed attempt retries in [5, 10] seconds.
 RETRY = RetryPolicy(base=10.0, cap=100.0)
@@ -41,23 +51,62 @@ class Backend:
         return open_store(StoreConfig(url=self.url, retry=RETRY))
 
 
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def fresh_schema() -> str:
+    return f"runq_test_{uuid.uuid4().hex[:16]}"
+
+
 BACKENDS: dict[str, tuple[Callable[[Path], str], bool]] = {
     "sqlite-file": (lambda tmp: f"sqlite:///{tmp / 'runq.db'}", True),
     "sqlite-memory": (lambda tmp: "sqlite:///:memory:", False),
-    # "postgresql": (lambda tmp: fresh_database_url(), True),
+    "postgresql": (lambda tmp: f"{PG_DSN}?schema={fresh_schema()}", True),
 }
 
 
+async def postgres_or_skip() -> Any:
+    """A connection to the test database; skip without one (fail under CI=true)."""
+    try:
+        return await asyncpg.connect(PG_DSN, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        reason = f"PostgreSQL is not reachable at {PG_DSN}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+async def drop_schemas(conn: Any, names: list[str]) -> None:
+    try:
+        for name in names:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def provide(name: str, tmp_path: Path) -> AsyncIterator[Backend]:
+    make_url, durable = BACKENDS[name]
+    backend = Backend(name, make_url(tmp_path), durable)
+    if not name.startswith("postgres"):
+        yield backend
+        return
+    conn = await postgres_or_skip()
+    try:
+        yield backend
+    finally:
+        await drop_schemas(conn, parse_qs(urlsplit(backend.url).query)["schema"])
+
+
 @pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    make_url, durable = BACKENDS[request.param]
-    return Backend(request.param, make_url(tmp_path), durable)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async for b in provide(request.param, tmp_path):
+        yield b
 
 
 @pytest.fixture(params=sorted(name for name, (_, durable) in BACKENDS.items() if durable))
-def durable_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    make_url, durable = BACKENDS[request.param]
-    return Backend(request.param, make_url(tmp_path), durable)
+async def durable_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async for b in provide(request.param, tmp_path):
+        yield b
 
 
 @pytest.fixture
@@ -761,3 +810,133 @@ def test_a_store_newer_than_this_runq_is_refused() -> None:
     conn.execute(f"PRAGMA user_version = {len(migrations()) + 1}")
     with pytest.raises(StoreError, match="newer than this runq knows"):
         migrate(conn)
+
+
+# -- PostgreSQL only: migrations and URLs -------------------------------------------------
+
+
+@pytest.fixture
+async def pg() -> AsyncIterator[tuple[Any, Callable[[], str]]]:
+    """A connection to the test database and a maker of schema names dropped afterwards."""
+    conn = await postgres_or_skip()
+    made: list[str] = []
+
+    def schema() -> str:
+        made.append(fresh_schema())
+        return made[-1]
+
+    try:
+        yield conn, schema
+    finally:
+        await drop_schemas(conn, made)
+
+
+async def pg_schema_of(conn: Any, schema: str) -> list[tuple[object, ...]]:
+    """Columns, indexes and table options of ``schema`` (without the version table)."""
+    columns = await conn.fetch(
+        "SELECT table_name, ordinal_position, column_name, data_type, is_nullable,"
+        " column_default, is_identity, identity_generation FROM information_schema.columns"
+        " WHERE table_schema = $1 AND table_name <> 'schema_version'"
+        " ORDER BY table_name, ordinal_position",
+        schema,
+    )
+    indexes = await conn.fetch(
+        "SELECT tablename, indexname, replace(indexdef, $1 || '.', '') FROM pg_indexes"
+        " WHERE schemaname = $1 AND tablename <> 'schema_version' ORDER BY indexname",
+        schema,
+    )
+    options = await conn.fetch(
+        "SELECT c.relname, c.relkind, c.reloptions FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = $1 AND c.relname NOT LIKE 'schema_version%' ORDER BY c.relname",
+        schema,
+    )
+    return [tuple(r) for r in (*columns, *indexes, *options)]
+
+
+async def test_postgres_migrations_in_order_give_the_fresh_schema(pg: Any) -> None:
+    conn, schema = pg
+    steps = migrations("runq.store.postgres")
+    assert [n for n, _ in steps] == list(range(1, len(steps) + 1))
+
+    migrated = schema()
+    assert await pg_migrate(conn, migrated) == len(steps)
+    versions = await conn.fetch(f'SELECT version FROM "{migrated}".schema_version ORDER BY 1')
+    assert [r[0] for r in versions] == [n for n, _ in steps]
+
+    fresh = schema()
+    sql = resources.files("runq.store.postgres").joinpath("schema.sql").read_text()
+    async with conn.transaction():
+        await conn.execute(f'CREATE SCHEMA "{fresh}"; SET LOCAL search_path TO "{fresh}"')
+        await conn.execute(sql)
+    assert await pg_schema_of(conn, migrated) == await pg_schema_of(conn, fresh)
+    assert len(await pg_schema_of(conn, fresh)) > 20  # the comparison is not vacuous
+
+
+async def test_postgres_brokers_starting_together_migrate_once(pg: Any) -> None:
+    conn, schema = pg
+    name = schema()
+    others = [await asyncpg.connect(PG_DSN) for _ in range(4)]
+    try:
+        done = await asyncio.gather(*(pg_migrate(c, name) for c in others))
+    finally:
+        await asyncio.gather(*(c.close() for c in others))
+    newest = len(migrations("runq.store.postgres"))
+    assert done == [newest] * 4
+    assert await conn.fetchval(f'SELECT count(*) FROM "{name}".schema_version') == newest
+    assert await pg_migrate(conn, name) == newest  # and again changes nothing
+
+
+async def test_postgres_store_newer_than_this_runq_is_refused(pg: Any, clock: FakeClock) -> None:
+    conn, schema = pg
+    name = schema()
+    newer = len(migrations("runq.store.postgres")) + 1
+    await pg_migrate(conn, name)
+    await conn.execute(f'INSERT INTO "{name}".schema_version (version) VALUES ($1)', newer)
+    with pytest.raises(StoreError, match="newer than this runq knows"):
+        await pg_migrate(conn, name)
+    store = open_store(StoreConfig(url=f"{PG_DSN}?schema={name}"))
+    try:
+        with pytest.raises(StoreError, match=f"schema version {newer}, newer"):
+            await store.submit_many([JobSpec("echo")], clock())
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://u@127.0.0.1:port/test", "bad port"),
+        ("postgres://u:secret@127.0.0.1:99999/test", "bad port"),
+        (f"{PG_DSN}?schema=no-dashes", "bad schema name"),
+        (f"{PG_DSN}?schema={'x' * 64}", "bad schema name"),
+        (f"{PG_DSN}?pool_size=0", "pool_size must be"),
+    ],
+)
+def test_a_bad_postgres_url_is_a_one_line_config_error(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        open_store(StoreConfig(url=url))
+    assert "\n" not in caught.value.message and "secret" not in caught.value.message
+
+
+async def one_line_store_error(url: str, message: str, clock: FakeClock) -> None:
+    store = open_store(StoreConfig(url=url))
+    try:
+        for _ in range(2):  # and it tries again on the next operation
+            with pytest.raises(StoreError, match=message) as caught:
+                await store.submit_many([JobSpec("echo")], clock())
+            assert "\n" not in caught.value.message
+    finally:
+        await store.close()
+
+
+async def test_an_unreachable_postgres_is_a_one_line_store_error(clock: FakeClock) -> None:
+    url = "postgresql://postgres@127.0.0.1:1/test"
+    await one_line_store_error(url, "cannot connect to PostgreSQL at 127.0.0.1:1/test", clock)
+
+
+async def test_a_missing_postgres_database_is_a_one_line_store_error(
+    pg: Any, clock: FakeClock
+) -> None:
+    url = "postgresql://postgres@127.0.0.1:5432/runq_no_such_database"
+    await one_line_store_error(url, 'database "runq_no_such_database" does not exist', clock)

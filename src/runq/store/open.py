@@ -1,4 +1,5 @@
-"""Open a store from a URL: ``sqlite:///path``, ``sqlite:///:memory:`` or a bare path."""
+"""Open a store from a URL: ``sqlite:///path``, ``sqlite:///:memory:``, a bare path, or
+``postgresql://user@host:port/db?schema=NAME`` (also ``postgres://``)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ def sqlite_path(url: str) -> str:
     elif "://" not in url:
         path = url
     else:
-        raise ConfigError(f"unsupported store URL {url!r}: use sqlite:///PATH")
+        raise ConfigError(
+            f"unsupported store URL {url!r}: use sqlite:///PATH or postgresql://HOST/DATABASE"
+        )
     if not path:
         raise ConfigError(f"store URL {url!r} names no file")
     return path
@@ -35,7 +38,10 @@ def open_store(config: StoreConfig) -> Store:
     if config.durability not in ("normal", "full"):
         raise ConfigError(f"durability must be 'normal' or 'full', not {config.durability!r}")
     if config.url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("the PostgreSQL store is not available in this version of runq")
+        # The URL is checked now; the pool is made on the first operation, in its loop.
+        from runq.store.postgres.store import PostgresStore
+
+        return PostgresStore(config.url, retry=config.retry)
     from runq.store.sqlite.store import SqliteStore
 
     return SqliteStore(sqlite_path(config.url), durability=config.durability, retry=config.retry)

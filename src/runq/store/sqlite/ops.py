@@ -13,8 +13,8 @@ from runq.errors import IllegalTransition, UnknownJob
 from runq.model import Assignment, ErrorInfo, Job, Outcome, RetryPolicy
 from runq.model.job import TERMINAL_STATES, JobState
 from runq.model.policy import after_failure
+from runq.store import rows
 from runq.store.base import ReportResult, Requeued
-from runq.store.sqlite import rows
 
 Queries = dict[str, str]
 ROWS_PER_INSERT: Final = 50  # rows in one multi-row INSERT: fewer statement steps per job

@@ -16,9 +16,10 @@ from typing import TypeVar
 from runq.errors import StoreError
 from runq.model import Assignment, Job, JobSpec, JobState, Outcome, RetryPolicy
 from runq.model.retry import DEFAULT_RETRY
+from runq.store import rows
 from runq.store.base import ReportResult, Requeued
 from runq.store.migrate import migrate
-from runq.store.sqlite import ops, rows
+from runq.store.sqlite import ops
 from runq.store.sqlite.checkpoint import Checkpointer
 from runq.store.sqlite.writer import Writer
 

@@ -1,4 +1,5 @@
-"""Rows to records and back: the only place that knows the SQLite column layout."""
+"""Rows to records and back, shared by the SQLite and PostgreSQL stores (both lay out
+job rows in the order of JOB_COLUMNS)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""The PostgreSQL store: asyncpg, ``FOR UPDATE SKIP LOCKED`` claims, batch statements."""

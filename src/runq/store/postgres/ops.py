@@ -1,0 +1,240 @@
+"""The PostgreSQL store's operations as plain functions of a connection inside a
+transaction. A batch travels as arrays, so most operations are one statement.
+
+Rows are laid out as in the SQLite store, so the record builders of store/rows.py
+serve both backends.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any, Final, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from runq.errors import IllegalTransition, UnknownJob
+from runq.model import Assignment, ErrorInfo, Job, Outcome, RetryPolicy
+from runq.model.job import TERMINAL_STATES, JobState
+from runq.model.policy import after_failure
+from runq.store import rows
+from runq.store.base import ReportResult, Requeued
+
+Queries = dict[str, str]
+# a pooled connection, or a plain one (migrations, tests)
+Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection[asyncpg.Record]"
+BIGINT_MAX: Final = 2**63 - 1
+INSERT_WIDTH: Final = len(rows.INSERT_COLUMNS.split(","))
+JOB_WIDTH: Final = len(rows.JOB_COLUMNS.split(","))
+WORKER_LOST: Final = ErrorInfo("worker_lost", "the worker running this job went away")
+LEASE_EXPIRED: Final = ErrorInfo("lease_expired", "the worker stopped heartbeating past its lease")
+DEFAULT_ERROR: Final = ErrorInfo("error", "the attempt failed")
+SUCCEEDED: Final = str(JobState.SUCCEEDED)
+
+
+def columns(batch: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows to one list per column (the arrays that unnest takes back apart)."""
+    return [[row[i] for row in batch] for i in range(width)] if batch else [[]] * width
+
+
+async def insert(q: Queries, batch: list[tuple[Any, ...]], keyed: bool, conn: Conn) -> list[int]:
+    """Ids in the order of ``batch``: new rows come back in insertion order; a key that
+    was taken (before, or earlier in the batch) answers with the job that holds it."""
+    sql = q["insert" if keyed else "insert_plain"]
+    inserted = await conn.fetch(sql, *columns(batch, INSERT_WIDTH))
+    if not keyed:
+        return [r[0] for r in inserted]
+    by_key = {r[1]: r[0] for r in inserted if r[1] is not None}
+    missing = list({row[rows.KEY_INDEX] for row in batch} - by_key.keys() - {None})
+    if missing:
+        by_key.update((r[0], r[1]) for r in await conn.fetch(q["ids_by_key"], missing))
+    plain = iter([r[0] for r in inserted if r[1] is None])
+    return [
+        next(plain) if row[rows.KEY_INDEX] is None else by_key[row[rows.KEY_INDEX]] for row in batch
+    ]
+
+
+async def claim(
+    q: Queries,
+    worker: str,
+    queues: list[str],
+    limit: int,
+    now: float,
+    lease_until: float,
+    conn: Conn,
+) -> list[Assignment]:
+    found = await conn.fetch(q["claim"], worker, queues, limit, now, lease_until)
+    claimed = sorted(found, key=lambda r: (-r[7], r[8], r[0]))
+    return [rows.assignment(tuple(r)) for r in claimed]
+
+
+def _unique(outcomes: Sequence[Outcome]) -> tuple[list[Outcome], set[int]]:
+    """The first outcome of each (id, fence) and the positions of repeats (stale)."""
+    seen: set[tuple[int, int]] = set()
+    first, repeats = [], set()
+    for i, o in enumerate(outcomes):
+        if (o.id, o.fence) in seen:
+            repeats.add(i)
+        else:
+            seen.add((o.id, o.fence))
+            first.append(o)
+    return first, repeats
+
+
+async def _failure_plan(
+    q: Queries,
+    retry: RetryPolicy,
+    rand: random.Random,
+    worker: str,
+    failures: list[Outcome],
+    now: float,
+    conn: Conn,
+) -> dict[tuple[int, int], tuple[str, float | None, ErrorInfo]]:
+    """Lock the running attempts the failures end and decide each one's next state."""
+    plan: dict[tuple[int, int], tuple[str, float | None, ErrorInfo]] = {}
+    if not failures:
+        return plan
+    errors = {(o.id, o.fence): o.error or DEFAULT_ERROR for o in failures}
+    ids, fences = [o.id for o in failures], [o.fence for o in failures]
+    for id_, fence, attempts, max_attempts, _, backoff in await conn.fetch(
+        q["running_for_failure"], ids, fences, worker
+    ):
+        policy = retry if backoff is None else RetryPolicy(base=backoff, cap=retry.cap)
+        error = errors[(id_, fence)]
+        state, run_at = after_failure(error, attempts, max_attempts, now, policy, rand)
+        plan[(id_, fence)] = (str(state), run_at, error)
+    return plan
+
+
+async def report(
+    q: Queries,
+    retry: RetryPolicy,
+    rand: random.Random,
+    worker: str,
+    outcomes: list[Outcome],
+    now: float,
+    conn: Conn,
+) -> ReportResult:
+    first, repeats = _unique(outcomes)
+    failures = [o for o in first if not o.ok]
+    plan = await _failure_plan(q, retry, rand, worker, failures, now, conn)
+    batch: list[tuple[Any, ...]] = []
+    for o in sorted(first, key=lambda o: o.id):  # one lock order for every writer
+        if o.ok:
+            batch.append((o.id, o.fence, SUCCEEDED, rows.enc.encode(o.result), None, None, now))
+        elif (o.id, o.fence) in plan:
+            state, run_at, error = plan[(o.id, o.fence)]
+            finished = now if state in TERMINAL_STATES else None
+            batch.append((o.id, o.fence, state, None, rows.enc.encode(error), run_at, finished))
+    ended = await conn.fetch(q["report"], *columns(batch, 7), worker, now) if batch else []
+    done = {(r[0], r[1]): (JobState(r[2]), r[3]) for r in ended}
+    res = ReportResult([], [], [], set())
+    for i, o in enumerate(outcomes):
+        found = None if i in repeats else done.get((o.id, o.fence))
+        if found is None:
+            res.stale.append(o.id)
+            continue
+        res.accepted.append(o.id)
+        if found[0] in TERMINAL_STATES:
+            res.finished.append(o.id)
+        else:
+            res.requeued_queues.add(found[1])
+    return res
+
+
+async def release(
+    q: Queries, worker: str, running: list[tuple[int, int]], now: float, conn: Conn
+) -> set[str]:
+    ids, fences = columns(sorted(running), 2)
+    return {r[0] for r in await conn.fetch(q["release"], worker, ids, fences, now)}
+
+
+async def extend(
+    q: Queries, worker: str, running: list[tuple[int, int]], lease_until: float, conn: Conn
+) -> list[int]:
+    ids, fences = columns(sorted(running), 2)
+    held = {
+        (r[0], r[1]) for r in await conn.fetch(q["extend_lease"], worker, lease_until, ids, fences)
+    }
+    return [job_id for job_id, fence in running if (job_id, fence) not in held]
+
+
+async def requeue_worker(q: Queries, worker: str, now: float, conn: Conn) -> Requeued:
+    err = rows.enc.encode(WORKER_LOST)
+    found = await conn.fetch(q["requeue_worker"], err, now, worker)
+    return rows.requeued(tuple(r) for r in found)
+
+
+async def requeue_expired(q: Queries, now: float, conn: Conn) -> Requeued:
+    err = rows.enc.encode(LEASE_EXPIRED)
+    found = await conn.fetch(q["requeue_expired"], err, now)
+    return rows.requeued(tuple(r) for r in found)
+
+
+async def promote(q: Queries, now: float, conn: Conn) -> set[str]:
+    return {r[0] for r in await conn.fetch(q["promote"], now)}
+
+
+async def _locked(q: Queries, job_id: int, conn: Conn) -> Job:
+    row = await conn.fetchrow(q["lock_job"], job_id) if 0 < job_id <= BIGINT_MAX else None
+    if row is None:
+        raise UnknownJob.for_id(job_id)
+    return rows.job(tuple(row))
+
+
+async def cancel(q: Queries, job_id: int, now: float, conn: Conn) -> Job:
+    before = await _locked(q, job_id, conn)
+    if await conn.execute(q["cancel"], now, job_id) != "UPDATE 1":
+        raise IllegalTransition(f"job {job_id} is already {before.state} and cannot be cancelled")
+    if before.state is JobState.RUNNING:
+        await conn.execute(q["attempt_ended"], now, "cancelled", None, job_id, before.fence)
+    return before
+
+
+async def retry_failed(
+    q: Queries, job_id: int | None, queue: str | None, now: float, conn: Conn
+) -> list[int]:
+    if job_id is None:
+        return sorted(r[0] for r in await conn.fetch(q["retry_failed"], now, queue))
+    before = await _locked(q, job_id, conn)
+    if await conn.fetchval(q["retry_one"], now, job_id) is None:
+        raise IllegalTransition(f"job {job_id} is {before.state}; only failed jobs can be retried")
+    return [job_id]
+
+
+async def get(q: Queries, job_id: int, conn: Conn) -> Job | None:
+    if not 0 < job_id <= BIGINT_MAX:
+        return None
+    found = await conn.fetch(q["get"], job_id)
+    if not found:
+        return None
+    history = [rows.attempt(tuple(r[JOB_WIDTH:])) for r in found if r[JOB_WIDTH] is not None]
+    return rows.job(tuple(found[0][:JOB_WIDTH]), history)
+
+
+async def list_jobs(
+    state: JobState | None, queue: str | None, limit: int, before: int | None, conn: Conn
+) -> list[Job]:
+    where: list[str] = []
+    params: list[Any] = []
+    if before is not None:
+        before = max(-BIGINT_MAX, min(before, BIGINT_MAX))
+    for condition, value in (("state =", state), ("queue =", queue), ("id <", before)):
+        if value is not None:
+            params.append(str(value) if isinstance(value, str) else value)
+            where.append(f"{condition} ${len(params)}")
+    sql = f"SELECT {rows.JOB_COLUMNS} FROM jobs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY id DESC LIMIT ${len(params) + 1}"
+    return [
+        rows.job(tuple(r)) for r in await conn.fetch(sql, *params, max(0, min(limit, BIGINT_MAX)))
+    ]
+
+
+async def counts(q: Queries, conn: Conn) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for queue, state, n in await conn.fetch(q["counts"]):
+        out.setdefault(queue, {})[state] = n
+    return out

@@ -1,0 +1,190 @@
+-- Named queries of the PostgreSQL store. Each block starts with "-- name: NAME".
+-- Job rows are read with the column list of store/rows.JOB_COLUMNS, in that order.
+-- Batches travel as arrays (unnest), so one statement handles a whole batch.
+
+-- name: insert
+-- Rows are inserted, and their ids drawn and returned, in the order of the arrays.
+INSERT INTO jobs (task, args, queue, priority, state, max_attempts, run_at, timeout, key,
+                  submitted_at, backoff)
+SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::int[], $5::text[], $6::int[],
+                     $7::float8[], $8::float8[], $9::text[], $10::float8[], $11::float8[])
+ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
+RETURNING id, key;
+
+-- name: insert_plain
+-- A batch without idempotency keys skips the conflict check (about 10% faster).
+INSERT INTO jobs (task, args, queue, priority, state, max_attempts, run_at, timeout, key,
+                  submitted_at, backoff)
+SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::int[], $5::text[], $6::int[],
+                     $7::float8[], $8::float8[], $9::text[], $10::float8[], $11::float8[])
+RETURNING id, key;
+
+-- name: ids_by_key
+SELECT key, id FROM jobs WHERE key = ANY($1::text[]);
+
+-- name: claim
+-- $1 worker, $2 queues, $3 limit, $4 now, $5 lease_until. Each queue's best jobs come
+-- from its own index range; rows another broker is claiming are skipped, not waited for.
+WITH picked AS (
+    SELECT c.id FROM unnest($2::text[]) AS q(name)
+    CROSS JOIN LATERAL (
+        SELECT id, priority, run_at FROM jobs
+        WHERE state = 'queued' AND queue = q.name
+        ORDER BY priority DESC, run_at, id
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    ORDER BY c.priority DESC, c.run_at, c.id
+    LIMIT $3
+), claimed AS (
+    UPDATE jobs AS j
+    SET state = 'running', worker = $1, fence = j.fence + 1, attempts = j.attempts + 1,
+        lease_until = $5, started_at = $4, finished_at = NULL
+    FROM picked WHERE j.id = picked.id
+    RETURNING j.id, j.fence, j.task, j.args, j.attempts, j.max_attempts, j.timeout,
+              j.priority, j.run_at
+), started AS (
+    INSERT INTO attempts (job_id, fence, attempt, worker, started_at)
+    SELECT id, fence, attempts, $1, $4 FROM claimed
+)
+SELECT * FROM claimed;
+
+-- name: running_for_failure
+-- $1 ids, $2 fences, $3 worker: the attempts a failure report may end, locked.
+SELECT j.id, j.fence, j.attempts, j.max_attempts, j.queue, j.backoff
+FROM jobs AS j JOIN unnest($1::bigint[], $2::bigint[]) AS o(id, fence)
+     ON j.id = o.id AND j.fence = o.fence
+WHERE j.worker = $3 AND j.state = 'running'
+ORDER BY j.id
+FOR UPDATE OF j;
+
+-- name: report
+-- One row per outcome: $1 ids, $2 fences, $3 new states, $4 results, $5 errors,
+-- $6 run_at (retries), $7 finished_at; $8 worker, $9 now.
+WITH o AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bytea[], $5::bytea[],
+                         $6::float8[], $7::float8[])
+        AS o(id, fence, state, result, error, run_at, finished_at)
+), ended AS (
+    UPDATE jobs AS j
+    SET state = o.state,
+        result = CASE WHEN o.state = 'succeeded' THEN o.result ELSE j.result END,
+        error = o.error, run_at = coalesce(o.run_at, j.run_at),
+        finished_at = o.finished_at, lease_until = NULL
+    FROM o
+    WHERE j.id = o.id AND j.fence = o.fence AND j.worker = $8 AND j.state = 'running'
+    RETURNING j.id, j.fence, j.state, j.queue, j.error
+), history AS (
+    UPDATE attempts AS a
+    SET finished_at = $9, error = e.error,
+        outcome = CASE WHEN e.state = 'succeeded' THEN 'succeeded' ELSE 'failed' END
+    FROM ended AS e WHERE a.job_id = e.id AND a.fence = e.fence
+)
+SELECT id, fence, state, queue FROM ended;
+
+-- name: release
+-- $1 worker, $2 ids, $3 fences, $4 now: the attempt does not count.
+WITH r AS (
+    SELECT * FROM unnest($2::bigint[], $3::bigint[]) AS r(id, fence)
+), released AS (
+    UPDATE jobs AS j
+    SET state = 'queued', attempts = j.attempts - 1, lease_until = NULL
+    FROM r
+    WHERE j.id = r.id AND j.fence = r.fence AND j.worker = $1 AND j.state = 'running'
+    RETURNING j.id, j.fence, j.queue
+), history AS (
+    UPDATE attempts AS a SET finished_at = $4, outcome = 'released', error = NULL
+    FROM released AS x WHERE a.job_id = x.id AND a.fence = x.fence
+)
+SELECT DISTINCT queue FROM released;
+
+-- name: extend_lease
+-- $1 worker, $2 lease_until, $3 ids, $4 fences: returns the (id, fence) still held.
+UPDATE jobs AS j SET lease_until = $2
+FROM unnest($3::bigint[], $4::bigint[]) AS r(id, fence)
+WHERE j.id = r.id AND j.fence = r.fence AND j.worker = $1 AND j.state = 'running'
+RETURNING j.id, j.fence;
+
+-- name: requeue_worker
+-- $1 error, $2 now, $3 worker
+WITH gone AS (
+    UPDATE jobs
+    SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+        error = $1::bytea, lease_until = NULL,
+        finished_at = CASE WHEN attempts >= max_attempts THEN $2::float8 END
+    WHERE state = 'running' AND worker = $3
+    RETURNING id, fence, queue, state
+), history AS (
+    UPDATE attempts AS a SET finished_at = $2, outcome = 'worker_lost', error = $1
+    FROM gone AS g WHERE a.job_id = g.id AND a.fence = g.fence
+)
+SELECT id, queue, state FROM gone ORDER BY id;
+
+-- name: requeue_expired
+-- $1 error, $2 now. Rows locked by another sweep or a report are left to them.
+WITH due AS (
+    SELECT id FROM jobs WHERE state = 'running' AND lease_until < $2
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    UPDATE jobs AS j
+    SET state = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,
+        error = $1::bytea, lease_until = NULL,
+        finished_at = CASE WHEN j.attempts >= j.max_attempts THEN $2::float8 END
+    FROM due WHERE j.id = due.id
+    RETURNING j.id, j.fence, j.queue, j.state, j.worker
+), history AS (
+    UPDATE attempts AS a SET finished_at = $2, outcome = 'lease_expired', error = $1
+    FROM gone AS g WHERE a.job_id = g.id AND a.fence = g.fence
+)
+SELECT id, queue, state, worker FROM gone ORDER BY id;
+
+-- name: promote
+WITH due AS (
+    SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs AS j SET state = 'queued' FROM due WHERE j.id = due.id
+RETURNING j.queue;
+
+-- name: lock_job
+SELECT id, task, args, queue, priority, state, attempts, max_attempts, run_at, timeout, key,
+       result, error, worker, fence, lease_until, submitted_at, started_at, finished_at, backoff
+FROM jobs WHERE id = $1 FOR UPDATE;
+
+-- name: cancel
+UPDATE jobs
+SET state = 'cancelled', finished_at = $1, lease_until = NULL
+WHERE id = $2 AND state IN ('queued', 'scheduled', 'running');
+
+-- name: attempt_ended
+UPDATE attempts SET finished_at = $1, outcome = $2, error = $3
+WHERE job_id = $4 AND fence = $5;
+
+-- name: retry_one
+UPDATE jobs
+SET state = 'queued', attempts = 0, run_at = $1, finished_at = NULL, lease_until = NULL
+WHERE id = $2 AND state = 'failed'
+RETURNING queue;
+
+-- name: retry_failed
+UPDATE jobs
+SET state = 'queued', attempts = 0, run_at = $1, finished_at = NULL, lease_until = NULL
+WHERE state = 'failed' AND ($2::text IS NULL OR queue = $2)
+RETURNING id;
+
+-- name: get
+-- The job once per attempt (once with NULL attempt columns before its first claim):
+-- one statement, so the row and its history come from one snapshot.
+SELECT j.id, j.task, j.args, j.queue, j.priority, j.state, j.attempts, j.max_attempts,
+       j.run_at, j.timeout, j.key, j.result, j.error, j.worker, j.fence, j.lease_until,
+       j.submitted_at, j.started_at, j.finished_at, j.backoff,
+       a.attempt, a.worker, a.fence, a.started_at, a.finished_at, a.outcome, a.error
+FROM jobs AS j LEFT JOIN attempts AS a ON a.job_id = j.id
+WHERE j.id = $1
+ORDER BY a.fence;
+
+-- name: counts
+SELECT queue, state, count(*) FROM jobs GROUP BY state, queue;
+
+-- name: schema_version
+SELECT version FROM schema_version;

@@ -1,0 +1,45 @@
+-- runq PostgreSQL schema as a fresh database has it (all migrations applied)
+CREATE TABLE jobs (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    task          TEXT             NOT NULL,
+    args          BYTEA            NOT NULL,  -- msgpack [args, kwargs]
+    queue         TEXT             NOT NULL,
+    priority      INTEGER          NOT NULL DEFAULT 0,
+    state         TEXT             NOT NULL,
+    attempts      INTEGER          NOT NULL DEFAULT 0,
+    max_attempts  INTEGER          NOT NULL,
+    run_at        DOUBLE PRECISION NOT NULL,  -- epoch seconds
+    timeout       DOUBLE PRECISION,
+    key           TEXT,
+    result        BYTEA,                      -- msgpack
+    error         BYTEA,                      -- msgpack ErrorInfo
+    worker        TEXT,
+    fence         BIGINT           NOT NULL DEFAULT 0,
+    lease_until   DOUBLE PRECISION,
+    submitted_at  DOUBLE PRECISION NOT NULL,
+    started_at    DOUBLE PRECISION,
+    finished_at   DOUBLE PRECISION,
+    backoff       DOUBLE PRECISION            -- base of the retry back-off, seconds (NULL: default)
+) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
+
+-- claim order inside a queue: priority desc, run_at, id (only ready jobs are indexed)
+CREATE INDEX jobs_ready ON jobs (queue, priority DESC, run_at, id) WHERE state = 'queued';
+CREATE INDEX jobs_scheduled ON jobs (run_at) WHERE state = 'scheduled';
+CREATE INDEX jobs_running ON jobs (lease_until) WHERE state = 'running';
+-- the dead-letter set, newest first (no index on state alone: it would tempt the
+-- planner away from jobs_ready while a freshly filled table has no statistics)
+CREATE INDEX jobs_failed ON jobs (id) WHERE state = 'failed';
+CREATE UNIQUE INDEX jobs_key ON jobs (key) WHERE key IS NOT NULL;
+
+CREATE TABLE attempts (
+    job_id       BIGINT           NOT NULL,
+    fence        BIGINT           NOT NULL,
+    attempt      INTEGER          NOT NULL,
+    worker       TEXT             NOT NULL,
+    started_at   DOUBLE PRECISION NOT NULL,
+    finished_at  DOUBLE PRECISION,
+    outcome      TEXT,              -- succeeded, failed, worker_lost, lease_expired,
+                                    -- cancelled, released
+    error        BYTEA,             -- msgpack ErrorInfo
+    PRIMARY KEY (job_id, fence)
+);

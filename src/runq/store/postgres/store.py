@@ -1,0 +1,204 @@
+"""The PostgreSQL store: an asyncpg pool, one transaction per operation.
+
+The pool is made on the first operation (asyncpg needs a running loop, and
+``open_store`` is synchronous), and the schema is migrated then. Times are the float
+epoch seconds the caller passes, as in the SQLite store, so a fake clock drives both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from importlib import resources
+from typing import Final, TypeAlias, TypeVar
+
+import asyncpg
+
+from runq.errors import StoreError
+from runq.model import Assignment, Job, JobSpec, JobState, Outcome, RetryPolicy
+from runq.model.retry import DEFAULT_RETRY
+from runq.store import rows
+from runq.store.base import ReportResult, Requeued
+from runq.store.postgres import ops
+from runq.store.postgres.dsn import PgUrl, parse_url
+from runq.store.postgres.migrate import migrate
+from runq.store.postgres.ops import Conn
+
+T = TypeVar("T")
+Op: TypeAlias = Callable[[Conn], Awaitable[T]]
+CONNECT_TIMEOUT: Final = 10.0  # seconds to reach the server before giving up
+TRIES: Final = 3  # a transaction chosen as a deadlock victim is run again
+RETRYABLE: Final = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+FAILURES: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+def load_queries() -> dict[str, str]:
+    text = resources.files("runq.store.postgres").joinpath("queries.sql").read_text()
+    queries: dict[str, str] = {}
+    name = ""
+    for line in text.splitlines():
+        if line.startswith("-- name:"):
+            name = line.split(":", 1)[1].strip()
+            queries[name] = ""
+        elif name and not line.startswith("--"):
+            queries[name] += line + "\n"
+    return {k: v.strip() for k, v in queries.items()}
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+class PostgresStore:
+    def __init__(
+        self, url: str, retry: RetryPolicy = DEFAULT_RETRY, rand: random.Random | None = None
+    ) -> None:
+        self.url: PgUrl = parse_url(url)
+        self._q = load_queries()
+        self._retry = retry
+        self._rand = rand or random.Random()
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+        self._closed = False
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def connect(self) -> asyncpg.Pool:
+        """The pool, made (and the schema migrated) on first use."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    self._pool = await self._open_pool()
+        return self._pool
+
+    async def _open_pool(self) -> asyncpg.Pool:
+        u = self.url
+        try:
+            pool = await asyncpg.create_pool(
+                u.dsn,
+                min_size=1,
+                max_size=u.pool_size,
+                timeout=CONNECT_TIMEOUT,
+                server_settings={"search_path": u.quoted_schema},
+            )
+        except (*FAILURES, ValueError) as exc:
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {u.where}: {one_line(exc)}"
+            ) from None
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn, u.schema)
+        except FAILURES as exc:
+            pool.terminate()
+            raise StoreError(f"cannot migrate schema {u.schema!r}: {one_line(exc)}") from None
+        except BaseException:
+            pool.terminate()
+            raise
+        return pool
+
+    async def _run(self, op: Op[T], tx: bool = True) -> T:
+        """Run ``op`` on a pooled connection, in a transaction unless it is one statement
+        (which is a transaction of its own). A deadlock victim is run again."""
+        pool = await self.connect()
+        for tries_left in range(TRIES - 1, -1, -1):
+            try:
+                async with pool.acquire() as conn:
+                    if not tx:
+                        return await op(conn)
+                    async with conn.transaction():
+                        return await op(conn)
+            except RETRYABLE as exc:
+                if not tries_left:
+                    raise StoreError(f"store failure: {one_line(exc)}") from None
+            except FAILURES as exc:
+                raise StoreError(f"store failure: {one_line(exc)}") from None
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        async with self._opening:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), CONNECT_TIMEOUT)
+            except FAILURES:
+                pool.terminate()
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def submit_many(self, specs: Sequence[JobSpec], now: float) -> list[int]:
+        if not specs:
+            return []
+        batch = [rows.insert_row(s, now) for s in specs]
+        keyed = any(row[rows.KEY_INDEX] is not None for row in batch)
+        return await self._run(partial(ops.insert, self._q, batch, keyed), tx=keyed)
+
+    async def claim(
+        self, worker: str, queues: Sequence[str], limit: int, now: float, lease_until: float
+    ) -> list[Assignment]:
+        if limit <= 0 or not queues:
+            return []
+        limit = min(limit, ops.BIGINT_MAX)
+        queues = list(dict.fromkeys(queues))  # a queue named twice is read once
+        op = partial(ops.claim, self._q, worker, queues, limit, now, lease_until)
+        return await self._run(op, tx=False)
+
+    async def report(self, worker: str, outcomes: Sequence[Outcome], now: float) -> ReportResult:
+        op = partial(ops.report, self._q, self._retry, self._rand, worker, list(outcomes), now)
+        return await self._run(op, tx=not all(o.ok for o in outcomes))
+
+    async def release(
+        self, worker: str, running: Sequence[tuple[int, int]], now: float
+    ) -> set[str]:
+        if not running:
+            return set()
+        return await self._run(partial(ops.release, self._q, worker, list(running), now), tx=False)
+
+    async def extend_leases(
+        self, worker: str, running: Sequence[tuple[int, int]], lease_until: float
+    ) -> list[int]:
+        if not running:
+            return []
+        return await self._run(
+            partial(ops.extend, self._q, worker, list(running), lease_until), tx=False
+        )
+
+    async def requeue_worker(self, worker: str, now: float) -> Requeued:
+        return await self._run(partial(ops.requeue_worker, self._q, worker, now), tx=False)
+
+    async def requeue_expired(self, now: float) -> Requeued:
+        return await self._run(partial(ops.requeue_expired, self._q, now), tx=False)
+
+    async def promote_scheduled(self, now: float) -> set[str]:
+        return await self._run(partial(ops.promote, self._q, now), tx=False)
+
+    async def cancel(self, job_id: int, now: float) -> Job:
+        return await self._run(partial(ops.cancel, self._q, job_id, now))
+
+    async def retry(self, job_id: int | None, queue: str | None, now: float) -> list[int]:
+        return await self._run(partial(ops.retry_failed, self._q, job_id, queue, now))
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def get(self, job_id: int) -> Job | None:
+        return await self._run(partial(ops.get, self._q, job_id), tx=False)
+
+    async def list_jobs(
+        self,
+        state: JobState | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> list[Job]:
+        op = partial(ops.list_jobs, state, queue, limit, before)
+        return await self._run(op, tx=False)
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        return await self._run(partial(ops.counts, self._q), tx=False)
