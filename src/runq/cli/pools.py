@@ -46,6 +46,7 @@ class Pool(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     allow_cmd: list[str] = []
     allow_any_cmd: bool = False
     allow_shell: bool = False
+    run_as: str | None = None
     limits: Limits = Limits()
     max_jobs_per_child: Positive | None = None
     max_memory_per_child: Annotated[float, Meta(gt=0)] | None = None
@@ -72,6 +73,8 @@ class Pool(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 cmd += [flag, str(value)]
         for name in self.allow_cmd:
             cmd += ["--allow-cmd", name]
+        if self.run_as is not None:
+            cmd += ["--run-as", self.run_as]
         for key, text in self.env.items():
             cmd += ["--env", f"{key}={text}"]
         cmd += [f for f, on in (("--allow-any-cmd", self.allow_any_cmd),) if on]

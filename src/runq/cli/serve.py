@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import pwd
 import signal
 import sys
 from typing import Any
@@ -88,6 +89,15 @@ def with_broker_options(fn: Any) -> Any:
     for option in reversed(broker_options):
         fn = option(fn)
     return fn
+
+
+def user_ids(name: str) -> tuple[int, int]:
+    """The uid and primary gid of a user (a name or a number)."""
+    try:
+        entry = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+    except KeyError:
+        raise ConfigError(f"no user {name!r} on this machine") from None
+    return entry.pw_uid, entry.pw_gid
 
 
 def _supervise_pools(path: str, only: str | None, server: str, log_level: str) -> None:
@@ -215,6 +225,7 @@ def server(
 @click.option("--allow-cmd", "allow_cmd", multiple=True, help="A command jobs may run (repeat).")
 @click.option("--allow-any-cmd", is_flag=True, help="Command jobs may run any executable.")
 @click.option("--allow-shell", is_flag=True, help="Command jobs may ask for /bin/sh -c.")
+@click.option("--run-as", "run_as", default=None, metavar="USER", help="Run commands as this user.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Environment of commands.")
 @click.option("--limit-memory", type=int, default=None, callback=positive, help="MiB per command.")
 @click.option("--limit-cpu", type=int, default=None, callback=positive, help="CPU seconds.")
@@ -247,6 +258,7 @@ def worker(
     allow_cmd: tuple[str, ...],
     allow_any_cmd: bool,
     allow_shell: bool,
+    run_as: str | None,
     env: tuple[str, ...],
     limit_memory: int | None,
     limit_cpu: int | None,
@@ -293,6 +305,7 @@ def worker(
         limit_nproc=limit_nproc,
         limit_fsize_mb=limit_fsize,
         limit_output=limit_output,
+        user=None if run_as is None else user_ids(run_as),
     )
     executors.append(CommandExecutor(policy))
     agent = Agent(config, executors)

@@ -50,6 +50,7 @@ class CommandPolicy:
     limit_nproc: int | None = None
     limit_fsize_mb: int | None = None
     limit_output: int = DEFAULT_OUTPUT_LIMIT  # bytes kept of each of stdout and stderr
+    user: tuple[int, int] | None = None  # (uid, gid) commands run as, when not the worker's
 
     def preexec(self) -> Callable[[], None] | None:
         limits = [
@@ -146,6 +147,11 @@ def run_command(
     keep the first ``limit_output`` bytes of each stream, stop reading shortly after it
     exits, and kill whatever it left in its process group."""
     workdir = tempfile.mkdtemp(prefix="runq-job-")
+    as_user: dict[str, Any] = {}
+    if p.user is not None:
+        uid, gid = p.user
+        os.chown(workdir, uid, gid)
+        as_user = {"user": uid, "group": gid, "extra_groups": []}
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -158,6 +164,7 @@ def run_command(
             stderr=subprocess.PIPE,
             start_new_session=True,
             preexec_fn=p.preexec(),
+            **as_user,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         shutil.rmtree(workdir, ignore_errors=True)
