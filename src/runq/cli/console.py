@@ -6,7 +6,7 @@ import asyncio
 import sys
 
 from runq.broker import Broker
-from runq.cli.render import to_json
+from runq.cli.admin import render_stats
 
 
 class Console:
@@ -39,4 +39,4 @@ class Console:
             print(f"unknown command {command!r}; try 'help'")
 
     async def _stats(self) -> None:
-        print(to_json(await self.broker.stats()))
+        print(render_stats(await self.broker.stats()))
