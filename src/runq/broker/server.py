@@ -24,6 +24,7 @@ from runq.store.base import ReportResult, Store
 
 log = logging.getLogger("runq.broker")
 SERVER_NAME = "runq"
+RECHECK_EVERY = 1.0  # seconds: claims and waiters look at the store at least this often
 
 
 class Broker:
@@ -65,6 +66,8 @@ class Broker:
         self.worker_port = worker.sockets[0].getsockname()[1]
         self.spawn(self.dispatcher.run())
         self.spawn(self.duties.run())
+        self.spawn(self._recheck())
+        await self.store.subscribe(self._on_ready, self.job_finished)
         self.dispatcher.wake()
         log.info(
             "broker listening on %s: clients on %d, workers on %d",
@@ -186,33 +189,53 @@ class Broker:
             self._finished_times.append((time.monotonic(), len(res.finished)))
             self.job_finished(res.finished)
 
-    def job_finished(self, ids: Iterable[int]) -> None:
-        for job_id in ids:
+    def _on_ready(self, queues: set[str] | None) -> None:
+        """Another broker (or this one) left jobs ready in ``queues`` (None: any)."""
+        if queues is None:
+            self.dispatcher.forget_empty()
+        else:
+            self.dispatcher.wake(queues)
+
+    async def _recheck(self) -> None:
+        """Wake-ups from other brokers are hints that can be lost (a dropped listen
+        connection): claim from every queue again at least once a second."""
+        while True:
+            await asyncio.sleep(RECHECK_EVERY)
+            self.dispatcher.forget_empty()
+
+    def job_finished(self, ids: Iterable[int] | None) -> None:
+        """Wake the waiters of ``ids`` (None: every waiter, to look again)."""
+        for job_id in list(self._waiters) if ids is None else ids:
             for fut in self._waiters.pop(job_id, ()):
                 if not fut.done():
                     fut.set_result(None)
 
     async def wait_for(self, job_id: int, timeout: float) -> Job:
-        """The job once it has finished, or as it is when ``timeout`` runs out."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(job_id, set()).add(fut)
-        try:
-            job = await self.store.get(job_id)
-            if job is None:
-                raise UnknownJob.for_id(job_id)
-            if job.finished or timeout <= 0:
-                return job
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(fut, timeout)
-            job = await self.store.get(job_id)
-            assert job is not None
-            return job
-        finally:
-            waiters = self._waiters.get(job_id)
-            if waiters is not None:
-                waiters.discard(fut)
-                if not waiters:
-                    del self._waiters[job_id]
+        """The job once it has finished, or as it is when ``timeout`` runs out. The
+        store is read again on every wake-up and at least once a second."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(job_id, set()).add(fut)
+            try:
+                job = await self.store.get(job_id)
+                if job is None:
+                    raise UnknownJob.for_id(job_id)
+                left = deadline - loop.time()
+                if job.finished or left <= 0:
+                    return job
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(fut, min(left, RECHECK_EVERY))
+            finally:
+                self._forget_waiter(job_id, fut)
+
+    def _forget_waiter(self, job_id: int, fut: asyncio.Future[None]) -> None:
+        waiters = self._waiters.get(job_id)
+        if waiters is not None:
+            waiters.discard(fut)
+            if not waiters:
+                del self._waiters[job_id]
 
     # -- stats -------------------------------------------------------------------------
 

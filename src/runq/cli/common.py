@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from runq.client.transport import parse_server
+from runq.client.transport import format_server, parse_servers
 from runq.errors import ConfigError, RunqError
 
 T = TypeVar("T")
@@ -25,15 +25,26 @@ def server_option(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any
         "--server",
         "server",
         default=None,
-        metavar="HOST[:PORT]",
-        help=f"Broker address (default: $RUNQ_SERVER or 127.0.0.1:{port}).",
+        metavar="HOST[:PORT][,...]",
+        help=f"Broker address, or a comma list to fail over between"
+        f" (default: $RUNQ_SERVER or 127.0.0.1:{port}).",
     )
 
 
-def address(server: str | None, role: str) -> tuple[str, int]:
-    """The broker address for ``role`` from ``--server``, then ``$RUNQ_SERVER``."""
+def addresses(server: str | None, role: str) -> list[tuple[str, int]]:
+    """The broker addresses for ``role`` from ``--server``, then ``$RUNQ_SERVER``
+    (``a:1209,b:1209``: brokers to fail over between, in order)."""
     text = server or os.environ.get("RUNQ_SERVER") or "127.0.0.1"
-    return parse_server(text, CLIENT_PORT if role == "client" else WORKER_PORT)
+    return parse_servers(text, CLIENT_PORT if role == "client" else WORKER_PORT)
+
+
+def address(server: str | None, role: str) -> tuple[str, int]:
+    """The first broker address for ``role``."""
+    return addresses(server, role)[0]
+
+
+def addresses_text(found: list[tuple[str, int]]) -> str:
+    return ",".join(format_server(h, p) for h, p in found)
 
 
 def token() -> str | None:

@@ -11,7 +11,8 @@ import click
 import msgspec
 
 from runq.cli.common import (
-    address,
+    addresses,
+    addresses_text,
     fail,
     handle_errors,
     non_negative,
@@ -42,8 +43,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 
 
 def connect(server: str | None) -> Client:
-    host, port = address(server, "client")
-    return Client(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", token=token()).connect()
+    return Client(addresses_text(addresses(server, "client")), token=token()).connect()
 
 
 def split_words(words: tuple[str, ...]) -> tuple[str, list[str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from runq.cli import admin, bench, jobs, serve
+from runq.cli import admin, bench, jobs, migrate, serve
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -32,6 +32,7 @@ for command in (
     admin.workers,
     admin.stats,
     bench.bench,
+    migrate.migrate,
 ):
     cli.add_command(command)
 cli.add_command(jobs.result, name="results")

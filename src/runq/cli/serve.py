@@ -16,7 +16,8 @@ from click.core import ParameterSource
 from runq import log as runq_log
 from runq.broker import Broker, BrokerConfig
 from runq.cli.common import (
-    address,
+    addresses,
+    addresses_text,
     handle_errors,
     non_negative,
     parse_csv,
@@ -31,6 +32,7 @@ from runq.cli.console import Console
 from runq.cli.pools import Pool, Supervisor, load_config, pool_children
 from runq.errors import ConfigError
 from runq.store.open import StoreConfig, open_store
+from runq.store.version import require_newest
 from runq.worker import Agent, WorkerConfig
 from runq.worker.executors.base import Executor
 from runq.worker.executors.command import DEFAULT_OUTPUT_LIMIT, CommandExecutor, CommandPolicy
@@ -149,6 +151,7 @@ def _stop_event(console: bool, broker: Broker | None) -> asyncio.Event:
 
 @click.command()
 @with_broker_options
+@click.option("--no-migrate", is_flag=True, help="Refuse a store not at the newest schema version.")
 @handle_errors
 def server(
     store: str | None,
@@ -159,6 +162,7 @@ def server(
     lease: float,
     grace: float,
     log_level: str,
+    no_migrate: bool,
 ) -> None:
     """Run a broker: clients connect on --port, workers on --worker-port.
 
@@ -167,6 +171,8 @@ def server(
     runq_log.setup(log_level)
 
     async def main() -> None:
+        if no_migrate:
+            await require_newest(store_url(store))
         broker = _broker(store, host, port, worker_port, durability, lease, grace)
         await broker.start()
         _announce(broker, store)
@@ -273,11 +279,12 @@ def worker(
     a task process of its own pool. Command jobs run only with --allow-cmd NAME or
     --allow-any-cmd."""
     runq_log.setup(log_level)
-    host, port = address(server, "worker")
+    found = addresses(server, "worker")
     if config_path is not None:
-        _supervise_pools(config_path, pool_name, f"{host}:{port}", log_level)
+        _supervise_pools(config_path, pool_name, addresses_text(found), log_level)
         return
-    options: dict[str, Any] = {"host": host, "port": port, "pool": pool_name}
+    (host, port), servers = found[0], tuple(found)
+    options: dict[str, Any] = {"host": host, "port": port, "pool": pool_name, "servers": servers}
     options["queues"] = parse_csv(queues) or ("default",)
     options |= {"concurrency": concurrency, "worker_id": worker_id}
     config = WorkerConfig(token=token(), **{k: v for k, v in options.items() if v})

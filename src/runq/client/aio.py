@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from runq.client.transport import DEFAULT_PORT, Transport, parse_server
+from runq.client.transport import DEFAULT_PORT, Transport, parse_servers
 from runq.errors import (
     ConnectionLost,
     FrameTooLarge,
@@ -129,7 +129,10 @@ class AsyncClient:
         token: str | None = None,
         connect_timeout: float = 5.0,
     ) -> None:
-        self.host, self.port = parse_server(server, DEFAULT_PORT)
+        # ``server`` may list several brokers ("a:1209,b:1209"): the client uses the
+        # first that answers and, when its connection is lost, moves on to the next
+        self.servers = parse_servers(server, DEFAULT_PORT)
+        self._current = 0
         self._token = token
         self._connect_timeout = connect_timeout
         self._transport: Transport | None = None
@@ -142,14 +145,37 @@ class AsyncClient:
         await self._conn()
         return self
 
+    @property
+    def host(self) -> str:
+        return self.servers[self._current][0]
+
+    @property
+    def port(self) -> int:
+        return self.servers[self._current][1]
+
     async def _conn(self) -> Transport:
         if self._transport is None or self._transport.closed:
             async with self._lock:
                 if self._transport is None or self._transport.closed:
-                    self._transport = await Transport.open(
-                        self.host, self.port, self._token, self._connect_timeout
-                    )
+                    self._transport = await self._open()
         return self._transport
+
+    async def _open(self) -> Transport:
+        """The first broker that answers, starting after the one we lost (if any)."""
+        n = len(self.servers)
+        start = self._current if self._transport is None else self._current + 1
+        error: ConnectionLost | None = None
+        for i in range(start, start + n):
+            host, port = self.servers[i % n]
+            try:
+                transport = await Transport.open(host, port, self._token, self._connect_timeout)
+            except ConnectionLost as exc:
+                error = exc
+                continue
+            self._current = i % n
+            return transport
+        assert error is not None
+        raise error
 
     async def close(self) -> None:
         if self._transport is not None:

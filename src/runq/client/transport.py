@@ -37,6 +37,20 @@ def parse_server(server: str, default_port: int = DEFAULT_PORT) -> tuple[str, in
     return host, int(port_text)
 
 
+def parse_servers(servers: str, default_port: int = DEFAULT_PORT) -> list[tuple[str, int]]:
+    """A comma-separated list of ``host[:port]`` (brokers to fail over between), in order."""
+    from runq.errors import ConfigError
+
+    parts = [p for p in servers.split(",") if p.strip()]
+    if not parts:
+        raise ConfigError("the server address is empty")
+    return list(dict.fromkeys(parse_server(p, default_port) for p in parts))
+
+
+def format_server(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class Transport(asyncio.Protocol):
     def __init__(self) -> None:
         self._decoder: codec.FrameDecoder[Any] = codec.client_side()

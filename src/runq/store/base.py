@@ -6,7 +6,7 @@ its guard false (wrong state, stale fence) changes nothing and says so in its re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from runq.model import Assignment, Job, JobSpec, JobState, Outcome
@@ -90,6 +90,16 @@ class Store(Protocol):
 
     async def counts(self) -> dict[str, dict[str, int]]:
         """Job counts by queue, then by state."""
+        ...
+
+    async def subscribe(
+        self,
+        on_ready: Callable[[set[str] | None], None],
+        on_finished: Callable[[list[int] | None], None],
+    ) -> None:
+        """Hear of changes other brokers make: queues that got ready jobs and ids of jobs
+        that finished (``None``: anything may have changed). Hints only, with no promise
+        of delivery; a store with one broker (SQLite) does nothing."""
         ...
 
     async def close(self) -> None: ...

@@ -48,6 +48,12 @@ class WorkerConfig:
     token: str | None = None
     reconnect_min: float = 0.05
     reconnect_max: float = 5.0
+    # brokers to fail over between, in order (empty: just host:port)
+    servers: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        return self.servers or ((self.host, self.port),)
 
 
 @dataclass(eq=False)
@@ -72,6 +78,7 @@ class Agent:
         self._lease = 30.0
         self._stopping = False
         self._draining = False
+        self._server = 0  # index of the broker in use in config.addresses
         self._greetings = 0  # handshakes completed (a reconnect resets the back-off)
 
     # -- connection life -----------------------------------------------------------------
@@ -82,9 +89,8 @@ class Agent:
         for executor in self.executors:
             await executor.open()
         cfg = self.config
-        log.info(
-            "worker %s: serving %s on %s:%d", self.id, ",".join(cfg.queues), cfg.host, cfg.port
-        )
+        where = ",".join(f"{h}:{p}" for h, p in cfg.addresses)
+        log.info("worker %s: serving %s on %s", self.id, ",".join(cfg.queues), where)
         try:
             await self._serve()
         finally:
@@ -104,6 +110,8 @@ class Agent:
                 log.error("worker %s: broker refused us: %s", self.id, exc.message)
             if self._stopping:
                 break
+            # the next broker of the list (the running jobs are reported there, fenced)
+            self._server = (self._server + 1) % len(self.config.addresses)
             if self._greetings != greeted:  # it was connected: a new outage starts over
                 delay = self.config.reconnect_min
             if why:
@@ -161,7 +169,8 @@ class Agent:
             log.info("worker %s: handed back %d unfinished job(s)", self.id, len(running))
 
     async def _session(self) -> None:
-        reader, writer = await asyncio.open_connection(self.config.host, self.config.port)
+        host, port = self.config.addresses[self._server]
+        reader, writer = await asyncio.open_connection(host, port)
         with contextlib.suppress(OSError):
             writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         decoder = codec.worker_side()
@@ -172,7 +181,7 @@ class Agent:
             self._greetings += 1
             self._writer = writer
             self.connected.set()
-            log.info("worker %s connected to %s:%d", self.id, self.config.host, self.config.port)
+            log.info("worker %s connected to %s:%d", self.id, host, port)
             self._resend()
             for msg in behind:
                 self._handle(msg)

@@ -46,3 +46,13 @@ async def migrate(conn: Conn, schema: str) -> int:
                 await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", number)
                 version = number
     return version
+
+
+async def version_of(conn: Conn, schema: str) -> int:
+    """The schema version ``schema`` is at (0: not made yet), without changing it."""
+    found = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".schema_version')
+    if found is None:
+        return 0
+    return int(
+        await conn.fetchval(f'SELECT coalesce(max(version), 0) FROM "{schema}".schema_version')
+    )

@@ -23,6 +23,7 @@ from runq.store import rows
 from runq.store.base import ReportResult, Requeued
 from runq.store.postgres import ops
 from runq.store.postgres.dsn import PgUrl, parse_url
+from runq.store.postgres.listen import Listener, OnFinished, OnReady
 from runq.store.postgres.migrate import migrate
 from runq.store.postgres.ops import Conn
 
@@ -63,6 +64,7 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
         self._closed = False
+        self.listener: Listener | None = None
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -119,10 +121,18 @@ class PostgresStore:
                 raise StoreError(f"store failure: {one_line(exc)}") from None
         raise AssertionError("unreachable")
 
+    async def subscribe(self, on_ready: OnReady, on_finished: OnFinished) -> None:
+        """LISTEN on a connection of its own, made (and made again) in the background."""
+        if self.listener is None:
+            self.listener = Listener(self.url, on_ready, on_finished)
+            self.listener.start()
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self.listener is not None:
+            await self.listener.stop()
         async with self._opening:
             pool, self._pool = self._pool, None
         if pool is not None:

@@ -106,6 +106,13 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"store failure: {exc}") from None
 
+    async def subscribe(
+        self,
+        on_ready: Callable[[set[str] | None], None],
+        on_finished: Callable[[list[int] | None], None],
+    ) -> None:
+        """Nothing to hear: one broker owns a SQLite store."""
+
     async def close(self) -> None:
         if self._closed:
             return

@@ -232,7 +232,9 @@ class PythonExecutor:
         self.config = config
         self.names: frozenset[str] = frozenset()
         self._procs: list[TaskProcess] = []
-        self._room = asyncio.Event()
+        self._waiting: collections.deque[
+            tuple[Assignment, bool, asyncio.Future[tuple[TaskProcess, Any]]]
+        ] = collections.deque()
         self._closing = False
         self._restarts = 0
         self._timeouts: dict[str, float] = {}
@@ -272,19 +274,22 @@ class PythonExecutor:
                 continue
             self._learn(fresh)
             old = [p for p in self._procs if not p.retiring]
-            self._adopt(fresh)  # takes the place of the first old one
             for n, proc in enumerate(old):
                 proc.retiring = True
-                if n:
+                if n:  # the fresh one takes the place of the first
                     self._replace(proc)
                 if not proc.outstanding:
                     proc.close()
             self._procs = [p for p in self._procs if not (p.retiring and not p.outstanding)]
+            self._adopt(fresh)
 
     async def _check_health(self) -> None:
         """Ping idle task processes; one that does not answer is hung: replace it."""
         while not self._closing:
             await asyncio.sleep(HEALTH_EVERY)
+            for proc in [p for p in self._procs if p.dead and not p.retiring]:
+                log.warning("task process %d died while idle; replacing it", proc.pid)
+                self._replace(proc)  # (one that dies running a job is replaced at once)
             idle = [p for p in self._procs if not (p.dead or p.retiring or p.outstanding)]
             answers = await asyncio.gather(*(p.ping(HEALTH_TIMEOUT) for p in idle))
             for proc, alive in zip(idle, answers, strict=True):
@@ -292,7 +297,7 @@ class PythonExecutor:
                     log.warning("task process %d does not answer; replacing it", proc.pid)
                     proc.kill()
                     self._replace(proc)
-            self._room.set()
+            self._dispatch()
 
     async def close(self) -> None:
         self._closing = True
@@ -331,8 +336,7 @@ class PythonExecutor:
     async def _run(self, job: Assignment) -> Any:
         alone = bool(job.timeout or self._timeouts.get(job.task))  # timed: never queued
         while True:
-            proc = await self._pick(alone)
-            fut = proc.send(job)
+            proc, fut = await self._send(job, alone)
             try:
                 result = await fut
             except NotStarted:
@@ -344,28 +348,54 @@ class PythonExecutor:
                     self._after_job(proc)
                 raise
             except asyncio.CancelledError:  # timeout, cancel or shutdown
-                if proc.holds(job):  # kill it with all it started, so the job never runs;
-                    proc.kill()  # a job running there for another reason starts over
-                    self._replace(proc)
+                self._withdraw(proc, job)
                 raise
             self._after_job(proc)
             return result
 
-    async def _pick(self, alone: bool) -> TaskProcess:
+    async def _send(self, job: Assignment, alone: bool) -> tuple[TaskProcess, Any]:
+        """Send ``job`` to a task process once one has room, first come first served."""
+        ticket: asyncio.Future[tuple[TaskProcess, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((job, alone, ticket))
+        self._dispatch()
+        try:
+            return await ticket
+        except asyncio.CancelledError:
+            if ticket.done() and not ticket.cancelled():  # sent just before the cancel
+                self._withdraw(ticket.result()[0], job)
+            raise
+
+    def _dispatch(self) -> None:
+        """Hand waiting jobs, in order, to task processes with room."""
+        while self._waiting:
+            job, alone, ticket = self._waiting[0]
+            if ticket.cancelled():
+                self._waiting.popleft()
+                continue
+            proc = self._ready(alone)
+            if proc is None:
+                return
+            self._waiting.popleft()
+            ticket.set_result((proc, proc.send(job)))
+
+    def _ready(self, alone: bool) -> TaskProcess | None:
         window = 1 if alone else self.config.window
         most = self.config.max_jobs
-        while True:
-            ready = [
-                p
-                for p in self._procs
-                if not (p.dead or p.retiring)
-                and len(p.outstanding) < window
-                and (most is None or p.jobs + len(p.outstanding) < most)
-            ]
-            if ready:
-                return min(ready, key=lambda p: len(p.outstanding))
-            self._room.clear()
-            await self._room.wait()
+        ready = [
+            p
+            for p in self._procs
+            if not (p.dead or p.retiring)
+            and len(p.outstanding) < window
+            and (most is None or p.jobs + len(p.outstanding) < most)
+        ]
+        return min(ready, key=lambda p: len(p.outstanding)) if ready else None
+
+    def _withdraw(self, proc: TaskProcess, job: Assignment) -> None:
+        """Kill the process holding ``job`` with all it started, so the job never runs
+        (a job running there for another reason starts over elsewhere)."""
+        if proc.holds(job):
+            proc.kill()
+            self._replace(proc)
 
     def _after_job(self, proc: TaskProcess) -> None:
         cfg = self.config
@@ -379,11 +409,11 @@ class PythonExecutor:
                 self._replace(proc)
         if proc.retiring and not proc.outstanding:
             proc.close()
-        self._room.set()
+        self._dispatch()
 
     def _adopt(self, proc: TaskProcess) -> None:
         self._procs.append(proc)
-        self._room.set()
+        self._dispatch()
 
     def _replace(self, proc: TaskProcess) -> None:
         if proc in self._procs and not self._closing:
@@ -391,7 +421,7 @@ class PythonExecutor:
                 self._procs.remove(proc)
             task = asyncio.ensure_future(self._spawn(delay=min(0.05 * self._restarts, 5.0)))
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
-        self._room.set()
+        self._dispatch()
 
     async def _spawn(self, delay: float = 0.0) -> None:
         if delay:
