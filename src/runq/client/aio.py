@@ -198,7 +198,6 @@ class AsyncClient:
     async def submit(self, task: str | Callable[..., Any], *args: Any, **options: Any) -> int:
         """Submit one job; returns its id once the broker has stored it."""
         job = spec(task, *args, **options)
-        await self._conn()
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if not self._batch:
             asyncio.get_running_loop().call_soon(self._send_batch)
