@@ -73,9 +73,12 @@ class Dispatcher:
         self._empty: set[str] = set()
         self._version: dict[str, int] = {}
         self.paused = False  # set while the broker shuts down
+        self._epoch = 0  # bumped by forget_empty
 
     def forget_empty(self) -> None:
-        """Claim from every queue again (after a change that may touch any queue)."""
+        """Claim from every queue again (after a change that may touch any queue); a
+        round already claiming must not mark any queue empty when it ends."""
+        self._epoch += 1
         self.wake(list(self._empty))
 
     def wake(self, queues: Iterable[str] | None = None) -> None:
@@ -116,6 +119,7 @@ class Dispatcher:
         lease_until = now + broker.config.lease
         batch = broker.config.claim_batch
         versions = [{q: self._version.get(q, 0) for q in s.queues} for s in sessions]
+        epoch = self._epoch
         asks = [min(s.free, batch) for s in sessions]
         claims = await asyncio.gather(
             *(
@@ -126,7 +130,7 @@ class Dispatcher:
         for session, asked, jobs, seen in zip(sessions, asks, claims, versions, strict=True):
             if jobs:
                 self._deliver(session, jobs)
-            if len(jobs) < asked:
+            if len(jobs) < asked and epoch == self._epoch:
                 self._empty.update(q for q, v in seen.items() if self._version.get(q, 0) == v)
             else:
                 self._wake.set()  # it may have room for more
