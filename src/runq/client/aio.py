@@ -64,27 +64,31 @@ def spec(
     options are the defaults); keywords that are not job options go to the task, and
     ``kwargs=`` passes task keywords whose names clash with job options. ``retries`` is
     the number of tries after the first."""
-    given: dict[str, Any] = {"queue": queue, "priority": priority, "timeout": timeout}
-    given |= {"backoff": backoff, "retries": retries}
+    options: dict[str, Any] = {
+        "queue": queue,
+        "priority": priority,
+        "delay": delay,
+        "run_at": run_at,
+        "timeout": timeout,
+        "key": key,
+        "backoff": backoff,
+        "max_attempts": None if retries is None else retries + 1,
+    }
     if not isinstance(task, str):
         opts = options_of(task)
         if opts is None:
             raise InvalidArguments(f"{task!r} is not a task: decorate it with @runq.task")
-        given = {**opts.submit_defaults(), **{k: v for k, v in given.items() if v is not None}}
+        for name, value in opts.submit_defaults().items():
+            field = "max_attempts" if name == "retries" else name
+            if options[field] is None:
+                options[field] = value + 1 if name == "retries" else value
         task = opts.name
     raw: dict[str, Any] = {"task": task, "args": list(args)}
-    all_kwargs = {**(kwargs or {}), **task_kwargs}
-    if all_kwargs:
-        raw["kwargs"] = all_kwargs
-    for name, value in (
-        *(("queue", given.get("queue")), ("priority", given.get("priority"))),
-        *(("delay", delay), ("run_at", run_at), ("timeout", given.get("timeout"))),
-        *(("key", key), ("backoff", given.get("backoff"))),
-    ):
+    if kwargs or task_kwargs:
+        raw["kwargs"] = {**(kwargs or {}), **task_kwargs}
+    for name, value in options.items():
         if value is not None:
             raw[name] = value
-    if given.get("retries") is not None:
-        raw["max_attempts"] = given["retries"] + 1
     return _convert(raw)
 
 

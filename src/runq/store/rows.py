@@ -24,17 +24,18 @@ INSERT_COLUMNS: Final = (
     "task, args, queue, priority, state, max_attempts, run_at, timeout, key, submitted_at, backoff"
 )
 KEY_INDEX: Final = 8  # position of the idempotency key in an insert row
+QUEUED: Final = str(JobState.QUEUED)
+SCHEDULED: Final = str(JobState.SCHEDULED)
 
 
 def insert_row(s: JobSpec, now: float) -> tuple[Any, ...]:
-    run_at = s.ready_at(now)
-    state = JobState.SCHEDULED if run_at > now else JobState.QUEUED
+    run_at = now if s.run_at is None and not s.delay else s.ready_at(now)
     return (
         s.task,
         enc.encode((s.args, s.kwargs)),
         s.queue,
         s.priority,
-        str(state),
+        SCHEDULED if run_at > now else QUEUED,
         s.max_attempts,
         run_at,
         s.timeout,

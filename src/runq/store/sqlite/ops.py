@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from itertools import chain
 from typing import Any, Final
 
 import msgspec
@@ -37,7 +38,7 @@ def insert(
         whole = len(batch) - len(batch) % ROWS_PER_INSERT
         if whole:
             flat = [
-                tuple(v for row in batch[i : i + ROWS_PER_INSERT] for v in row)
+                tuple(chain.from_iterable(batch[i : i + ROWS_PER_INSERT]))
                 for i in range(0, whole, ROWS_PER_INSERT)
             ]
             conn.executemany(many, flat)
