@@ -11,7 +11,6 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from importlib import resources
 from typing import Final, TypeAlias, TypeVar
 
 import asyncpg
@@ -26,6 +25,7 @@ from runq.store.postgres.dsn import PgUrl, parse_url
 from runq.store.postgres.listen import Listener, OnFinished, OnReady
 from runq.store.postgres.migrate import migrate
 from runq.store.postgres.ops import Conn
+from runq.store.queries import load_queries
 
 T = TypeVar("T")
 Op: TypeAlias = Callable[[Conn], Awaitable[T]]
@@ -33,19 +33,6 @@ CONNECT_TIMEOUT: Final = 10.0  # seconds to reach the server before giving up
 TRIES: Final = 3  # a transaction chosen as a deadlock victim is run again
 RETRYABLE: Final = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 FAILURES: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-
-
-def load_queries() -> dict[str, str]:
-    text = resources.files("runq.store.postgres").joinpath("queries.sql").read_text()
-    queries: dict[str, str] = {}
-    name = ""
-    for line in text.splitlines():
-        if line.startswith("-- name:"):
-            name = line.split(":", 1)[1].strip()
-            queries[name] = ""
-        elif name and not line.startswith("--"):
-            queries[name] += line + "\n"
-    return {k: v.strip() for k, v in queries.items()}
 
 
 def one_line(exc: BaseException) -> str:
@@ -58,7 +45,7 @@ class PostgresStore:
         self, url: str, retry: RetryPolicy = DEFAULT_RETRY, rand: random.Random | None = None
     ) -> None:
         self.url: PgUrl = parse_url(url)
-        self._q = load_queries()
+        self._q = load_queries("runq.store.postgres")
         self._retry = retry
         self._rand = rand or random.Random()
         self._pool: asyncpg.Pool | None = None

@@ -10,7 +10,6 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from importlib import resources
 from typing import TypeVar
 
 from runq.errors import StoreError
@@ -19,24 +18,12 @@ from runq.model.retry import DEFAULT_RETRY
 from runq.store import rows
 from runq.store.base import ReportResult, Requeued
 from runq.store.migrate import migrate
+from runq.store.queries import load_queries
 from runq.store.sqlite import ops
 from runq.store.sqlite.checkpoint import Checkpointer
 from runq.store.sqlite.writer import Writer
 
 T = TypeVar("T")
-
-
-def load_queries() -> dict[str, str]:
-    text = resources.files("runq.store.sqlite").joinpath("queries.sql").read_text()
-    queries: dict[str, str] = {}
-    name = ""
-    for line in text.splitlines():
-        if line.startswith("-- name:"):
-            name = line.split(":", 1)[1].strip()
-            queries[name] = ""
-        elif name and not line.startswith("--"):
-            queries[name] += line + "\n"
-    return {k: v.strip() for k, v in queries.items()}
 
 
 def connect(path: str, durability: str, readonly: bool = False) -> sqlite3.Connection:
@@ -61,7 +48,7 @@ class SqliteStore:
         rand: random.Random | None = None,
     ) -> None:
         self.path = path
-        self._q = load_queries()
+        self._q = load_queries("runq.store.sqlite")
         self._multi_insert = ops.multi_insert(self._q)
         self._retry = retry
         self._rand = rand or random.Random()
