@@ -28,8 +28,12 @@ LISTEN = re.compile(r"clients on [^:]+:(\d+), workers on [^:]+:(\d+)")
 
 
 @contextlib.contextmanager
-def broker_process(tmp: Path, durability: str) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
-    cmd = [sys.executable, "-m", "runq", "server", "--store", f"sqlite:///{tmp / 'bench.db'}"]
+def broker_process(
+    tmp: Path, durability: str, store: str | None = None
+) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+    """A `runq server` on ports 0: on a SQLite file in ``tmp``, or on ``store``."""
+    url = store or f"sqlite:///{tmp / 'bench.db'}"
+    cmd = [sys.executable, "-m", "runq", "server", "--store", url]
     cmd += [
         "--port",
         "0",
@@ -142,6 +146,12 @@ def pct(values: list[float], p: float) -> float:
 @click.option(
     "--durability", type=click.Choice(["normal", "full"]), default="normal", show_default=True
 )
+@click.option(
+    "--store",
+    default=None,
+    help="Benchmark this store (e.g. a PostgreSQL URL with a fresh ?schema=) instead of"
+    " a temporary SQLite file.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def bench(
@@ -151,12 +161,13 @@ def bench(
     batch: int,
     latency_samples: int,
     durability: str,
+    store: str | None,
     as_json: bool,
 ) -> None:
     """Measure submit rate, drain rate and latency against a broker on a temporary store."""
     with (
         tempfile.TemporaryDirectory(prefix="runq-bench-") as tmp,
-        broker_process(Path(tmp), durability) as (
+        broker_process(Path(tmp), durability, store) as (
             _,
             port,
             worker_port,
