@@ -30,6 +30,11 @@ from runq.store.queries import load_queries
 T = TypeVar("T")
 Op: TypeAlias = Callable[[Conn], Awaitable[T]]
 CONNECT_TIMEOUT: Final = 10.0  # seconds to reach the server before giving up
+# A claim must walk the ready index in claim order and stop at its LIMIT. With stale
+# statistics (right after a VACUUM without ANALYZE, say) the planner guesses a handful
+# of ready rows and picks a bitmap scan that sorts the whole queue instead: 1,000
+# claims/s instead of 17,000 on 200,000 queued jobs. No store query needs bitmap scans.
+PLANNER: Final = {"enable_bitmapscan": "off"}
 TRIES: Final = 3  # a transaction chosen as a deadlock victim is run again
 RETRYABLE: Final = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 FAILURES: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -73,7 +78,7 @@ class PostgresStore:
                 min_size=1,
                 max_size=u.pool_size,
                 timeout=CONNECT_TIMEOUT,
-                server_settings={"search_path": u.quoted_schema},
+                server_settings={"search_path": u.quoted_schema, **PLANNER},
             )
         except (*FAILURES, ValueError) as exc:
             raise StoreError(
