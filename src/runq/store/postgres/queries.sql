@@ -11,6 +11,10 @@ SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::int[], $5::text[],
 ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
 RETURNING id, key;
 
+-- name: next_ids
+-- $1 how many: fresh job ids, for a batch written with COPY.
+SELECT nextval(pg_get_serial_sequence('jobs', 'id')) FROM generate_series(1, $1);
+
 -- name: insert_plain
 -- A batch without idempotency keys skips the conflict check (about 10% faster).
 INSERT INTO jobs (task, args, queue, priority, state, max_attempts, run_at, timeout, key,
