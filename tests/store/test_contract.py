@@ -682,6 +682,36 @@ async def test_list_jobs_pages_back_with_before(store: Store, clock: FakeClock) 
     assert [j.id for j in await store.list_jobs(before=ids[10], limit=3)] == ids[7:10][::-1]
 
 
+async def test_purge_deletes_only_jobs_finished_before_the_cut_oldest_first(
+    store: Store, clock: FakeClock
+) -> None:
+    # Given: two jobs that finished (one earlier), one cancelled later, one running and
+    # one queued.
+    ids = await store.submit_many([JobSpec("echo", [str(i)]) for i in range(5)], clock())
+    first, second = await claim(store, clock, limit=2)
+    await store.report("w1", [Outcome(first.id, first.fence, True, "a")], clock.advance(1))
+    t_first = clock()
+    await store.report("w1", [Outcome(second.id, second.fence, True, "b")], clock.advance(1))
+    await store.cancel(ids[2], clock.advance(1))
+    (running,) = await claim(store, clock, limit=1)
+    before = clock.advance(10)
+
+    # When: purging what finished before the cut, one at a time, then in one go.
+    assert await store.purge(t_first + 0.5, 10) == 1  # only the first had finished by then
+    assert await store.get(first.id) is None
+    assert await store.purge(before, 1) == 1
+    assert await store.get(second.id) is None
+    assert await store.purge(before, 10) == 1  # the cancelled one
+    assert await store.purge(before, 10) == 0
+
+    # Then: the running and the queued jobs stay, with their history.
+    kept = await store.get(running.id)
+    assert kept is not None and kept.state is S.RUNNING and len(kept.history) == 1
+    left = await store.get(ids[4])
+    assert left is not None and left.state is S.QUEUED
+    assert await store.counts() == {"default": {"running": 1, "queued": 1}}
+
+
 async def test_counts_by_queue_then_state(store: Store, clock: FakeClock) -> None:
     assert await store.counts() == {}
     await store.submit_many(

@@ -22,3 +22,5 @@ class BrokerConfig:
     sweep_every: float = 0.25  # seconds between lease-expiry sweeps
     handshake_timeout: float = 10.0
     grace: float = 30.0  # seconds `quit` waits for the reports of running jobs
+    retention: float | None = 7 * 86400.0  # seconds finished jobs are kept (None: always)
+    purge_every: float = 10.0  # seconds between purges of finished jobs

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     from runq.broker.server import Broker
 
 log = logging.getLogger("runq.broker")
+PURGE_BATCH = 1000  # finished jobs deleted in one transaction
+PURGE_ROUNDS = 10  # batches in one purge call
 
 
 class Duties:
@@ -53,16 +55,35 @@ class Duties:
             session.conn.close()
         # (a job a previous broker claimed for it but never sent is only re-queued)
 
+    async def purge(self, now: float) -> int:
+        """Finished jobs older than the retention period go, in batches of PURGE_BATCH
+        (at most PURGE_ROUNDS a call, so one call never holds the writer for long)."""
+        retention = self.broker.config.retention
+        if retention is None:
+            return 0
+        gone = 0
+        for _ in range(PURGE_ROUNDS):
+            n = await self.broker.store.purge(now - retention, PURGE_BATCH)
+            gone += n
+            if n < PURGE_BATCH:
+                break
+        if gone:
+            log.info("purged %d finished job(s) past the retention period", gone)
+        return gone
+
     async def run(self) -> None:
         cfg = self.broker.config
         loop = asyncio.get_running_loop()
-        next_sweep = loop.time()
+        next_sweep = next_purge = loop.time()
         while True:
             try:
                 await self.promote(self.broker.clock())
                 if loop.time() >= next_sweep:
                     await self.expire_leases(self.broker.clock())
                     next_sweep = loop.time() + cfg.sweep_every
+                if loop.time() >= next_purge:
+                    await self.purge(self.broker.clock())
+                    next_purge = loop.time() + cfg.purge_every
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -101,6 +101,25 @@ def parse_env(text: str) -> tuple[str, str]:
     return key, value
 
 
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``90``, ``90s``, ``15m``, ``2h``, ``7d`` into seconds; ``forever`` into None."""
+    if value is None or value.strip().lower() in ("forever", "none"):
+        return None
+    text = value.strip().lower()
+    unit = DURATION_UNITS.get(text[-1:])
+    number = text[:-1] if unit is not None else text
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration like 90s, 15m, 2h or 7d") from None
+    if not seconds > 0:
+        raise click.BadParameter("must be greater than 0")
+    return seconds
+
+
 def positive(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     if value is not None and value <= 0:
         raise click.BadParameter("must be greater than 0")

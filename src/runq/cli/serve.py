@@ -18,6 +18,7 @@ from runq.broker import Broker, BrokerConfig
 from runq.cli.common import (
     addresses,
     addresses_text,
+    duration,
     handle_errors,
     non_negative,
     parse_csv,
@@ -82,6 +83,13 @@ broker_options = [
         help="On quit, seconds to wait for running jobs to report.",
     ),
     click.option(
+        "--retention",
+        default="7d",
+        show_default=True,
+        callback=duration,
+        help="How long finished jobs are kept (90s, 15m, 2h, 7d, or forever).",
+    ),
+    click.option(
         "--log-level", default="info", show_default=True, help="debug, info, warning or error."
     ),
 ]
@@ -124,8 +132,16 @@ def _broker(
     durability: str,
     lease: float,
     grace: float,
+    retention: float | None,
 ) -> Broker:
-    config = BrokerConfig(host=host, port=port, worker_port=worker_port, lease=lease, grace=grace)
+    config = BrokerConfig(
+        host=host,
+        port=port,
+        worker_port=worker_port,
+        lease=lease,
+        grace=grace,
+        retention=retention,
+    )
     return Broker(open_store(StoreConfig(url=store_url(store), durability=durability)), config)
 
 
@@ -161,6 +177,7 @@ def server(
     durability: str,
     lease: float,
     grace: float,
+    retention: float | None,
     log_level: str,
     no_migrate: bool,
 ) -> None:
@@ -173,7 +190,7 @@ def server(
     async def main() -> None:
         if no_migrate:
             await require_newest(store_url(store))
-        broker = _broker(store, host, port, worker_port, durability, lease, grace)
+        broker = _broker(store, host, port, worker_port, durability, lease, grace, retention)
         await broker.start()
         _announce(broker, store)
         try:
@@ -361,6 +378,7 @@ def up(
     durability: str,
     lease: float,
     grace: float,
+    retention: float | None,
     log_level: str,
     n_workers: int,
     concurrency: int | None,
@@ -390,7 +408,7 @@ def up(
         raise ConfigError("ports must be between 0 and 65535")
 
     async def main() -> None:
-        broker = _broker(store, host, port, worker_port, durability, lease, grace)
+        broker = _broker(store, host, port, worker_port, durability, lease, grace, retention)
         await broker.start()
         _announce(broker, store)
         local = (

@@ -68,6 +68,11 @@ class Store(Protocol):
         queues when None). Returns the ids queued."""
         ...
 
+    async def purge(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` finished jobs that finished before ``before`` (oldest
+        first), with their history. Returns how many went."""
+        ...
+
     async def promote_scheduled(self, now: float) -> set[str]:
         """Move scheduled jobs whose time has come to queued. Returns their queues."""
         ...

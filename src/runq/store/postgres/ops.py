@@ -245,3 +245,7 @@ async def counts(q: Queries, conn: Conn) -> dict[str, dict[str, int]]:
     for queue, state, n in await conn.fetch(q["counts"]):
         out.setdefault(queue, {})[state] = n
     return out
+
+
+async def purge(q: Queries, before: float, limit: int, conn: Conn) -> int:
+    return int(await conn.fetchval(q["purge"], before, limit))

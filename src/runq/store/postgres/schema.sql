@@ -69,3 +69,6 @@ CREATE TRIGGER jobs_notify_insert AFTER INSERT ON jobs
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION runq_notify();
 CREATE TRIGGER jobs_notify_update AFTER UPDATE ON jobs
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION runq_notify();
+
+-- finished jobs by finish time, for the retention purge
+CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;

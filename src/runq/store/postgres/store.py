@@ -181,6 +181,9 @@ class PostgresStore:
     async def promote_scheduled(self, now: float) -> set[str]:
         return await self._run(partial(ops.promote, self._q, now), tx=False)
 
+    async def purge(self, before: float, limit: int) -> int:
+        return await self._run(partial(ops.purge, self._q, before, limit), tx=False)
+
     async def cancel(self, job_id: int, now: float) -> Job:
         return await self._run(partial(ops.cancel, self._q, job_id, now))
 

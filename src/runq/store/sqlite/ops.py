@@ -233,3 +233,10 @@ def counts(q: Queries, conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
 
 def promote(q: Queries, now: float, conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute(q["promote"], (now,))}
+
+
+def purge(q: Queries, before: float, limit: int, conn: sqlite3.Connection) -> int:
+    ids = [r[0] for r in conn.execute(q["purge"], (before, limit))]
+    if ids:
+        conn.execute(q["purge_attempts"], (msgspec.json.encode(ids),))
+    return len(ids)

@@ -118,6 +118,15 @@ SET state = 'queued', attempts = 0, run_at = :now, finished_at = NULL, lease_unt
 WHERE state = 'failed' AND (:queue IS NULL OR queue = :queue)
 RETURNING id, queue;
 
+-- name: purge
+DELETE FROM jobs
+WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?
+             ORDER BY finished_at LIMIT ?)
+RETURNING id;
+
+-- name: purge_attempts
+DELETE FROM attempts WHERE job_id IN (SELECT value FROM json_each(?));
+
 -- name: get
 SELECT id, task, args, queue, priority, state, attempts, max_attempts, run_at, timeout, key,
        result, error, worker, fence, lease_until, submitted_at, started_at, finished_at, backoff

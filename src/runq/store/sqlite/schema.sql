@@ -41,3 +41,6 @@ CREATE TABLE attempts (
     error        BLOB,              -- msgpack ErrorInfo
     PRIMARY KEY (job_id, fence)
 ) WITHOUT ROWID;
+
+-- finished jobs by finish time, for the retention purge
+CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;

@@ -146,6 +146,9 @@ class SqliteStore:
     async def promote_scheduled(self, now: float) -> set[str]:
         return await self._write(partial(ops.promote, self._q, now))
 
+    async def purge(self, before: float, limit: int) -> int:
+        return await self._write(partial(ops.purge, self._q, before, limit))
+
     async def cancel(self, job_id: int, now: float) -> Job:
         return await self._write(partial(ops.cancel, self._q, job_id, now))
 
