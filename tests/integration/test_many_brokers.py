@@ -94,6 +94,28 @@ async def test_a_job_submitted_on_a_runs_on_a_worker_of_b_and_wait_on_a_returns(
     assert a.broker.dispatcher.sessions == {}  # A has no worker: B ran everything
 
 
+async def test_workers_and_stats_show_the_whole_cluster(
+    pair: tuple[RunningBroker, RunningBroker],
+) -> None:
+    a, b = pair
+    # Given: one worker on each broker, and A's record of its worker in the store.
+    await a.add_worker(concurrency=2, worker_id="w-on-a")
+    await b.add_worker(concurrency=3, worker_id="w-on-b")
+    await b.broker.cluster.publish(b.broker.clock())
+    # When: A is asked.
+    async with a.client() as client:
+        ids = {w.id for w in await client.workers()}
+        stats = await client.stats()
+    # Then: it answers for both brokers.
+    assert ids == {"w-on-a", "w-on-b"}
+    assert (stats["workers"], stats["worker_slots"]) == (2, 5)
+    # And a broker that stops takes its workers out of the view.
+    await b.stop_workers()
+    await b.broker.stop()
+    async with a.client() as client:
+        assert {w.id for w in await client.workers()} == {"w-on-a"}
+
+
 async def test_cross_broker_wake_up_is_under_50_ms(
     pair: tuple[RunningBroker, RunningBroker],
 ) -> None:

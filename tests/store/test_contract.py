@@ -712,6 +712,17 @@ async def test_purge_deletes_only_jobs_finished_before_the_cut_oldest_first(
     assert await store.counts() == {"default": {"running": 1, "queued": 1}}
 
 
+async def test_brokers_publish_their_workers_for_each_other(store: Store, clock: FakeClock) -> None:
+    t0 = clock()
+    await store.publish_workers("b-1", b"one", t0)
+    await store.publish_workers("b-2", b"two", t0)
+    await store.publish_workers("b-1", b"one again", clock.advance(5))
+    assert await store.worker_snapshots(t0 - 1) == [("b-1", b"one again"), ("b-2", b"two")]
+    assert await store.worker_snapshots(t0 + 1) == [("b-1", b"one again")]  # b-2 is stale
+    await store.publish_workers("b-1", None, clock())
+    assert await store.worker_snapshots(t0 - 1) == [("b-2", b"two")]
+
+
 async def test_counts_by_queue_then_state(store: Store, clock: FakeClock) -> None:
     assert await store.counts() == {}
     await store.submit_many(

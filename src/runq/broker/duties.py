@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from runq.broker.server import Broker
 
+from runq.broker.cluster import PUBLISH_EVERY
+
 log = logging.getLogger("runq.broker")
 PURGE_BATCH = 1000  # finished jobs deleted in one transaction
 PURGE_ROUNDS = 10  # batches in one purge call
@@ -74,7 +76,7 @@ class Duties:
     async def run(self) -> None:
         cfg = self.broker.config
         loop = asyncio.get_running_loop()
-        next_sweep = next_purge = loop.time()
+        next_sweep = next_purge = next_publish = loop.time()
         while True:
             try:
                 await self.promote(self.broker.clock())
@@ -84,6 +86,9 @@ class Duties:
                 if loop.time() >= next_purge:
                     await self.purge(self.broker.clock())
                     next_purge = loop.time() + cfg.purge_every
+                if loop.time() >= next_publish:
+                    await self.broker.cluster.publish(self.broker.clock())
+                    next_publish = loop.time() + PUBLISH_EVERY
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

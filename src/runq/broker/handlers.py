@@ -74,8 +74,7 @@ async def stats(broker: Broker, conn: Connection, msg: m.GetStats) -> None:
 
 
 async def workers(broker: Broker, conn: Connection, msg: m.ListWorkers) -> None:
-    sessions = broker.dispatcher.sessions.values()
-    conn.send(m.WorkerList(msg.req, [s.describe() for s in sessions]))
+    conn.send(m.WorkerList(msg.req, await broker.cluster.workers()))
 
 
 # -- worker port ------------------------------------------------------------------------

@@ -11,12 +11,13 @@ from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
 from runq.broker import handlers
+from runq.broker.cluster import Cluster
 from runq.broker.config import BrokerConfig
 from runq.broker.connection import Connection, Handler
 from runq.broker.dispatch import Dispatcher, WorkerSession
 from runq.broker.duties import Duties
 from runq.clock import Clock, system_clock
-from runq.errors import AuthError, ProtocolError, UnknownJob
+from runq.errors import AuthError, ProtocolError, RunqError, UnknownJob
 from runq.model import Job, JobState, Outcome
 from runq.protocol import limits as L
 from runq.protocol import messages as m
@@ -34,6 +35,7 @@ class Broker:
         self.clock = clock
         self.dispatcher = Dispatcher(self)
         self.duties = Duties(self)
+        self.cluster = Cluster(self)
         self.connections: set[Connection] = set()
         self.handlers: dict[type, Handler] = {
             **handlers.CLIENT_HANDLERS,
@@ -98,6 +100,8 @@ class Broker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
+        with contextlib.suppress(RunqError):  # the store may be gone; its record ages out
+            await self.cluster.withdraw()
         await self.store.close()
         log.info("broker stopped")
 
@@ -260,15 +264,15 @@ class Broker:
             for state, n in states.items():
                 totals[state] = totals.get(state, 0) + n
         done = totals["succeeded"] + totals["failed"]
-        sessions = self.dispatcher.sessions.values()
+        everyone = await self.cluster.workers()
         return {
             "jobs": totals,
             "queues": by_queue,
             "processed": done,
             "success_rate": round(totals["succeeded"] / done, 4) if done else None,
-            "workers": len(self.dispatcher.sessions),
-            "worker_slots": sum(s.concurrency for s in sessions),
-            "busy_slots": sum(len(s.inflight) for s in sessions),
+            "workers": len(everyone),
+            "worker_slots": sum(w.concurrency for w in everyone),
+            "busy_slots": sum(w.running for w in everyone),
             "throughput": round(self.throughput(), 1),
             "stale_reports": self.counters["stale_reports"],
             "since_start": dict(self.counters),

@@ -68,6 +68,14 @@ class Store(Protocol):
         queues when None). Returns the ids queued."""
         ...
 
+    async def publish_workers(self, broker_id: str, snapshot: bytes | None, now: float) -> None:
+        """Record what broker ``broker_id`` serves (None: it has gone)."""
+        ...
+
+    async def worker_snapshots(self, since: float) -> list[tuple[str, bytes]]:
+        """Every broker's last record, for those seen since ``since``."""
+        ...
+
     async def purge(self, before: float, limit: int) -> int:
         """Delete up to ``limit`` finished jobs that finished before ``before`` (oldest
         first), with their history. Returns how many went."""

@@ -249,3 +249,16 @@ async def counts(q: Queries, conn: Conn) -> dict[str, dict[str, int]]:
 
 async def purge(q: Queries, before: float, limit: int, conn: Conn) -> int:
     return int(await conn.fetchval(q["purge"], before, limit))
+
+
+async def publish_workers(
+    q: Queries, broker_id: str, snapshot: bytes | None, now: float, conn: Conn
+) -> None:
+    if snapshot is None:
+        await conn.execute(q["withdraw_workers"], broker_id)
+    else:
+        await conn.execute(q["publish_workers"], broker_id, snapshot, now)
+
+
+async def worker_snapshots(q: Queries, since: float, conn: Conn) -> list[tuple[str, bytes]]:
+    return [(r[0], bytes(r[1])) for r in await conn.fetch(q["worker_snapshots"], since)]

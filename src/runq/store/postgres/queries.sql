@@ -155,6 +155,16 @@ WITH gone AS (
 )
 SELECT count(*) FROM gone;
 
+-- name: publish_workers
+INSERT INTO brokers (id, snapshot, seen_at) VALUES ($1, $2, $3)
+ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, seen_at = excluded.seen_at;
+
+-- name: withdraw_workers
+DELETE FROM brokers WHERE id = $1;
+
+-- name: worker_snapshots
+SELECT id, snapshot FROM brokers WHERE seen_at >= $1 ORDER BY id;
+
 -- name: promote
 WITH due AS (
     SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= $1

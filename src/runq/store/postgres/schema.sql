@@ -72,3 +72,10 @@ CREATE TRIGGER jobs_notify_update AFTER UPDATE ON jobs
 
 -- finished jobs by finish time, for the retention purge
 CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+
+-- each broker's connected workers, for a view of the whole cluster
+CREATE TABLE brokers (
+    id        TEXT PRIMARY KEY,
+    snapshot  BYTEA NOT NULL,  -- msgpack list of its workers as `runq workers` shows them
+    seen_at   DOUBLE PRECISION NOT NULL
+);

@@ -184,6 +184,13 @@ class PostgresStore:
     async def purge(self, before: float, limit: int) -> int:
         return await self._run(partial(ops.purge, self._q, before, limit), tx=False)
 
+    async def publish_workers(self, broker_id: str, snapshot: bytes | None, now: float) -> None:
+        op = partial(ops.publish_workers, self._q, broker_id, snapshot, now)
+        await self._run(op, tx=False)
+
+    async def worker_snapshots(self, since: float) -> list[tuple[str, bytes]]:
+        return await self._run(partial(ops.worker_snapshots, self._q, since), tx=False)
+
     async def cancel(self, job_id: int, now: float) -> Job:
         return await self._run(partial(ops.cancel, self._q, job_id, now))
 

@@ -240,3 +240,16 @@ def purge(q: Queries, before: float, limit: int, conn: sqlite3.Connection) -> in
     if ids:
         conn.execute(q["purge_attempts"], (msgspec.json.encode(ids),))
     return len(ids)
+
+
+def publish_workers(
+    q: Queries, broker_id: str, snapshot: bytes | None, now: float, conn: sqlite3.Connection
+) -> None:
+    if snapshot is None:
+        conn.execute(q["withdraw_workers"], (broker_id,))
+    else:
+        conn.execute(q["publish_workers"], (broker_id, snapshot, now))
+
+
+def worker_snapshots(q: Queries, since: float, conn: sqlite3.Connection) -> list[tuple[str, bytes]]:
+    return [(r[0], bytes(r[1])) for r in conn.execute(q["worker_snapshots"], (since,))]

@@ -127,6 +127,16 @@ RETURNING id;
 -- name: purge_attempts
 DELETE FROM attempts WHERE job_id IN (SELECT value FROM json_each(?));
 
+-- name: publish_workers
+INSERT INTO brokers (id, snapshot, seen_at) VALUES (?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, seen_at = excluded.seen_at;
+
+-- name: withdraw_workers
+DELETE FROM brokers WHERE id = ?;
+
+-- name: worker_snapshots
+SELECT id, snapshot FROM brokers WHERE seen_at >= ? ORDER BY id;
+
 -- name: get
 SELECT id, task, args, queue, priority, state, attempts, max_attempts, run_at, timeout, key,
        result, error, worker, fence, lease_until, submitted_at, started_at, finished_at, backoff

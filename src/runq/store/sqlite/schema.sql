@@ -44,3 +44,10 @@ CREATE TABLE attempts (
 
 -- finished jobs by finish time, for the retention purge
 CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+
+-- each broker's connected workers, for a view of the whole cluster
+CREATE TABLE brokers (
+    id        TEXT PRIMARY KEY,
+    snapshot  BLOB NOT NULL,  -- msgpack list of its workers as `runq workers` shows them
+    seen_at   REAL NOT NULL
+);

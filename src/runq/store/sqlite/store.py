@@ -149,6 +149,12 @@ class SqliteStore:
     async def purge(self, before: float, limit: int) -> int:
         return await self._write(partial(ops.purge, self._q, before, limit))
 
+    async def publish_workers(self, broker_id: str, snapshot: bytes | None, now: float) -> None:
+        await self._write(partial(ops.publish_workers, self._q, broker_id, snapshot, now))
+
+    async def worker_snapshots(self, since: float) -> list[tuple[str, bytes]]:
+        return await self._read(partial(ops.worker_snapshots, self._q, since))
+
     async def cancel(self, job_id: int, now: float) -> Job:
         return await self._write(partial(ops.cancel, self._q, job_id, now))
 
