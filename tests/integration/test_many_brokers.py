@@ -116,6 +116,27 @@ async def test_workers_and_stats_show_the_whole_cluster(
         assert {w.id for w in await client.workers()} == {"w-on-a"}
 
 
+async def test_stats_warn_about_a_transaction_that_holds_back_vacuum(store_url: str) -> None:
+    # Given: someone keeps a transaction open on the database.
+    store = PostgresStore(store_url)
+    other = await asyncpg.connect(PG_DSN)
+    try:
+        assert await store.warnings(older_than=0.2) == []
+        idle = other.transaction()
+        await idle.start()
+        await other.fetchval("SELECT 1")
+        await asyncio.sleep(0.5)
+        # When / Then: the store names it.
+        (text,) = await store.warnings(older_than=0.2)
+        assert "a transaction has been open for" in text and "idle in transaction" in text
+        assert str(other.get_server_pid()) in text
+        await idle.rollback()
+        assert await store.warnings(older_than=0.2) == []
+    finally:
+        await other.close()
+        await store.close()
+
+
 async def test_cross_broker_wake_up_is_under_50_ms(
     pair: tuple[RunningBroker, RunningBroker],
 ) -> None:

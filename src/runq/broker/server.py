@@ -275,6 +275,7 @@ class Broker:
             "busy_slots": sum(w.running for w in everyone),
             "throughput": round(self.throughput(), 1),
             "stale_reports": self.counters["stale_reports"],
+            "warnings": await self.store.warnings(),
             "since_start": dict(self.counters),
             "uptime": round(self.clock() - self.started_at, 1),
         }

@@ -81,4 +81,5 @@ def render_stats(data: dict[str, Any]) -> str:
         )
     totals = data["jobs"]
     lines.append("(all)".ljust(16) + "".join(str(totals.get(s, 0)).rjust(11) for s in states))
+    lines += [f"warning: {text}" for text in data.get("warnings", [])]
     return "\n".join(lines)

@@ -76,6 +76,11 @@ class Store(Protocol):
         """Every broker's last record, for those seen since ``since``."""
         ...
 
+    async def warnings(self, older_than: float = 60.0) -> list[str]:
+        """What an operator should know about the store: transactions open for more
+        than ``older_than`` seconds (they hold back vacuum in PostgreSQL)."""
+        ...
+
     async def purge(self, before: float, limit: int) -> int:
         """Delete up to ``limit`` finished jobs that finished before ``before`` (oldest
         first), with their history. Returns how many went."""

@@ -262,3 +262,11 @@ async def publish_workers(
 
 async def worker_snapshots(q: Queries, since: float, conn: Conn) -> list[tuple[str, bytes]]:
     return [(r[0], bytes(r[1])) for r in await conn.fetch(q["worker_snapshots"], since)]
+
+
+async def warnings(q: Queries, older_than: float, conn: Conn) -> list[str]:
+    return [
+        f"a transaction has been open for {r['age']:.0f} s (pid {r['pid']}, {r['state']}):"
+        " vacuum cannot remove the dead rows newer than it, and claims slow down"
+        for r in await conn.fetch(q["old_transactions"], older_than)
+    ]

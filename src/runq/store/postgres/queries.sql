@@ -165,6 +165,15 @@ DELETE FROM brokers WHERE id = $1;
 -- name: worker_snapshots
 SELECT id, snapshot FROM brokers WHERE seen_at >= $1 ORDER BY id;
 
+-- name: old_transactions
+-- $1 seconds: transactions of this database open longer than that, oldest first.
+SELECT pid, extract(epoch FROM now() - xact_start)::float8 AS age, coalesce(state, '?') AS state
+FROM pg_stat_activity
+WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid()
+  AND now() - xact_start > make_interval(secs => $1)
+ORDER BY xact_start
+LIMIT 3;
+
 -- name: promote
 WITH due AS (
     SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= $1

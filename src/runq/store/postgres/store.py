@@ -181,6 +181,9 @@ class PostgresStore:
     async def promote_scheduled(self, now: float) -> set[str]:
         return await self._run(partial(ops.promote, self._q, now), tx=False)
 
+    async def warnings(self, older_than: float = 60.0) -> list[str]:
+        return await self._run(partial(ops.warnings, self._q, older_than), tx=False)
+
     async def purge(self, before: float, limit: int) -> int:
         return await self._run(partial(ops.purge, self._q, before, limit), tx=False)
 

@@ -146,6 +146,9 @@ class SqliteStore:
     async def promote_scheduled(self, now: float) -> set[str]:
         return await self._write(partial(ops.promote, self._q, now))
 
+    async def warnings(self, older_than: float = 60.0) -> list[str]:
+        return []  # one writer, short transactions: nothing holds back a checkpoint
+
     async def purge(self, before: float, limit: int) -> int:
         return await self._write(partial(ops.purge, self._q, before, limit))
 
