@@ -13,4 +13,7 @@ def setup(level: str = "INFO", name: str = "runq") -> logging.Logger:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    # asyncpg logs its own reconnection attempts with tracebacks while the database is
+    # away; the store says so in one line instead.
+    logging.getLogger("asyncpg").setLevel(logging.ERROR)
     return logging.getLogger(name)

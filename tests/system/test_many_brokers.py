@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +22,7 @@ import asyncpg
 import pytest
 
 from runq.client import Client
+from runq.errors import ConnectionLost, StoreError
 from runq.store.migrate import migrations
 
 from .harness import Cli, Procs, Server, wait_until, worker_ids
@@ -119,3 +123,48 @@ def test_three_brokers_one_killed_every_job_succeeds_exactly_once(
     assert len(per_job) == JOBS
     assert all(r[1] == "succeeded" and r[2] == 1 for r in per_job)
     print(f"{JOBS} jobs over 3 brokers, one killed after {at_kill}: {elapsed:.1f} s")
+
+
+def restart_postgresql() -> None:
+    """Restart this machine's PostgreSQL cluster (it is back when this returns)."""
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_a_postgresql_restart_loses_no_answered_submit_and_the_broker_recovers(
+    procs: Procs, cli: Cli, schema: str
+) -> None:
+    if shutil.which("pg_ctlcluster") is None or not os.path.isdir("/etc/postgresql"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("pg_ctlcluster is needed to restart PostgreSQL")
+        pytest.skip("pg_ctlcluster is not on this machine")
+    url = f"{PG_DSN}?schema={schema}"
+    server = pg_server(procs, url, "server")
+    procs.worker(server, "w-pg", concurrency=4)
+    answered: list[int] = []
+    refused: list[str] = []
+    with server.client() as client:
+        # Given: jobs submitted before, while and after PostgreSQL restarts.
+        restart = threading.Thread(target=restart_postgresql)
+        for n in range(60):
+            if n == 10:
+                restart.start()  # the submits go on while it is down
+            try:
+                answered.append(client.submit("echo", str(n)))
+            except (StoreError, ConnectionLost) as exc:
+                refused.append(exc.message)  # a clear refusal, never a false answer
+            time.sleep(0.05)
+        restart.join()
+        answered.append(client.submit("echo", "after"))
+        # Then: every answered submit ends succeeded, and the broker took new work again.
+        for job_id in answered:
+            assert client.wait(job_id, timeout=30).state == "succeeded", job_id
+    assert len(answered) >= 20, refused
+    print(f"answered {len(answered)}, refused {len(refused)}: {refused[:2]}")
+    assert all("PostgreSQL" in text or "store" in text for text in refused), refused
+    # (the harness checks every process's log for a traceback at teardown)
