@@ -137,6 +137,21 @@ async def test_stats_warn_about_a_transaction_that_holds_back_vacuum(store_url: 
         await store.close()
 
 
+async def test_brokers_keep_the_database_clock(store_url: str) -> None:
+    # The offset to PostgreSQL's clock is measured (here both run on one host: ~0).
+    store = PostgresStore(store_url)
+    try:
+        assert abs(await store.clock_offset()) < 0.5
+    finally:
+        await store.close()
+    # A broker puts every time it writes on the store's clock.
+    async with run_broker(store_url=store_url) as rb:
+        rb.broker._offset = 100.0  # as if this host's clock were 100 s behind the database
+        async with rb.client() as client:
+            job = await client.get(await client.submit("echo", "t"))
+        assert abs(job.submitted_at - (time.time() + 100.0)) < 5
+
+
 async def test_cross_broker_wake_up_is_under_50_ms(
     pair: tuple[RunningBroker, RunningBroker],
 ) -> None:

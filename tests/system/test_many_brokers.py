@@ -136,6 +136,7 @@ def restart_postgresql() -> None:
     )
 
 
+@pytest.mark.soak  # restarts the machine's PostgreSQL: `make soak`, not the main suite
 def test_a_postgresql_restart_loses_no_answered_submit_and_the_broker_recovers(
     procs: Procs, cli: Cli, schema: str
 ) -> None:

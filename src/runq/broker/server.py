@@ -32,7 +32,10 @@ class Broker:
     def __init__(self, store: Store, config: BrokerConfig, clock: Clock = system_clock) -> None:
         self.store = store
         self.config = config
-        self.clock = clock
+        # Brokers sharing a store keep its time: the system clock plus the store's offset
+        # (measured at start and every minute). A clock passed in (tests) is used as is.
+        self._offset = 0.0
+        self.clock: Clock = self._store_time if clock is system_clock else clock
         self.dispatcher = Dispatcher(self)
         self.duties = Duties(self)
         self.cluster = Cluster(self)
@@ -68,6 +71,8 @@ class Broker:
         self.worker_port = worker.sockets[0].getsockname()[1]
         self.spawn(self.dispatcher.run())
         self.spawn(self.duties.run())
+        await self._measure_offset()
+        self.started_at = self.clock()
         self.spawn(self._recheck())
         await self.store.subscribe(self._on_ready, self.job_finished)
         self.dispatcher.wake()
@@ -202,10 +207,24 @@ class Broker:
 
     async def _recheck(self) -> None:
         """Wake-ups from other brokers are hints that can be lost (a dropped listen
-        connection): claim from every queue again at least once a second."""
+        connection): claim from every queue again at least once a second. Once a
+        minute, measure the store's clock again."""
+        ticks = 0
         while True:
             await asyncio.sleep(RECHECK_EVERY)
             self.dispatcher.forget_empty()
+            ticks += 1
+            if ticks % 60 == 0:
+                await self._measure_offset()
+
+    def _store_time(self) -> float:
+        return time.time() + self._offset
+
+    async def _measure_offset(self) -> None:
+        try:
+            self._offset = await self.store.clock_offset()
+        except RunqError as exc:  # unreachable for now: keep the last offset
+            log.warning("cannot read the store's clock: %s", exc.message)
 
     def job_finished(self, ids: Iterable[int] | None) -> None:
         """Wake the waiters of ``ids`` (None: every waiter, to look again)."""

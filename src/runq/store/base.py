@@ -76,6 +76,11 @@ class Store(Protocol):
         """Every broker's last record, for those seen since ``since``."""
         ...
 
+    async def clock_offset(self) -> float:
+        """Seconds the store's clock is ahead of this host's: brokers on several hosts
+        keep leases and schedules in the store's time (0 for an embedded store)."""
+        ...
+
     async def warnings(self, older_than: float = 60.0) -> list[str]:
         """What an operator should know about the store: transactions open for more
         than ``older_than`` seconds (they hold back vacuum in PostgreSQL)."""

@@ -174,6 +174,9 @@ WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_back
 ORDER BY xact_start
 LIMIT 3;
 
+-- name: server_time
+SELECT extract(epoch FROM clock_timestamp())::float8;
+
 -- name: promote
 WITH due AS (
     SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= $1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Final, TypeAlias, TypeVar
@@ -180,6 +181,14 @@ class PostgresStore:
 
     async def promote_scheduled(self, now: float) -> set[str]:
         return await self._run(partial(ops.promote, self._q, now), tx=False)
+
+    async def clock_offset(self) -> float:
+        async def measure(conn: Conn) -> float:
+            before = time.time()
+            server = float(await conn.fetchval(self._q["server_time"]))
+            return server - (before + time.time()) / 2
+
+        return await self._run(measure, tx=False)
 
     async def warnings(self, older_than: float = 60.0) -> list[str]:
         return await self._run(partial(ops.warnings, self._q, older_than), tx=False)

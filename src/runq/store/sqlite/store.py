@@ -146,6 +146,9 @@ class SqliteStore:
     async def promote_scheduled(self, now: float) -> set[str]:
         return await self._write(partial(ops.promote, self._q, now))
 
+    async def clock_offset(self) -> float:
+        return 0.0  # the store is on this host
+
     async def warnings(self, older_than: float = 60.0) -> list[str]:
         return []  # one writer, short transactions: nothing holds back a checkpoint
 
