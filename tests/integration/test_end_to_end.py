@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from integration_waiting import eventually, state_is
 
 from runq.broker import Broker, BrokerConfig
 from runq.client import AsyncClient, Client, JobFailed
@@ -37,27 +37,6 @@ async def rb() -> AsyncIterator[RunningBroker]:
 async def client(rb: RunningBroker) -> AsyncIterator[AsyncClient]:
     async with rb.client() as c:
         yield c
-
-
-async def eventually(
-    check: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0, what: str = ""
-) -> None:
-    """Wait for a condition another task makes true (no fake clock can stand in here)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.005)
-
-
-async def state_is(client: AsyncClient, job_id: int, state: JobState) -> bool:
-    return (await client.get(job_id)).state is state
 
 
 class Recorder(InlineExecutor):

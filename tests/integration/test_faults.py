@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from integration_waiting import eventually, state_is
 
 from runq.broker import Broker, BrokerConfig
 from runq.client import AsyncClient
@@ -60,27 +60,6 @@ async def quick_broker(tmp_path: Path) -> AsyncIterator[RunningBroker]:
     finally:
         await running.stop_workers()
         await broker.stop()
-
-
-async def eventually(
-    check: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0, what: str = ""
-) -> None:
-    """Wait for a condition another task makes true (no fake clock can stand in here)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or check}")
-        await asyncio.sleep(0.005)
-
-
-async def state_is(client: AsyncClient, job_id: int, state: JobState) -> bool:
-    return (await client.get(job_id)).state is state
 
 
 def outcomes_of(job: Job) -> list[str | None]:
