@@ -27,18 +27,6 @@ from runq.worker.executors.base import InlineExecutor
 S = JobState
 
 
-@pytest.fixture
-async def rb() -> AsyncIterator[RunningBroker]:
-    async with run_broker() as running:
-        yield running
-
-
-@pytest.fixture
-async def client(rb: RunningBroker) -> AsyncIterator[AsyncClient]:
-    async with rb.client() as c:
-        yield c
-
-
 class Recorder(InlineExecutor):
     """A user task ("record") that notes the order in which jobs reach the worker."""
 

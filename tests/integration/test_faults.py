@@ -34,18 +34,6 @@ S = JobState
 NO_SUCH_JOB = 999_999
 
 
-@pytest.fixture
-async def rb() -> AsyncIterator[RunningBroker]:
-    async with run_broker() as running:
-        yield running
-
-
-@pytest.fixture
-async def client(rb: RunningBroker) -> AsyncIterator[AsyncClient]:
-    async with rb.client() as c:
-        yield c
-
-
 @contextlib.asynccontextmanager
 async def quick_broker(tmp_path: Path) -> AsyncIterator[RunningBroker]:
     """Like run_broker, but promoting scheduled jobs every 10 ms (retries wait out short
