@@ -31,7 +31,7 @@ LEASE = float(sys.argv[3]) if len(sys.argv) > 3 else 2.0
 
 def start_broker(tmp: Path) -> tuple[subprocess.Popen[str], int, int]:
     cmd = [sys.executable, "-m", "runq", "server", "--store", f"sqlite:///{tmp / 'r.db'}"]
-    cmd += ["--port", "0", "--worker-port", "0", "--lease-timeout", str(LEASE)]
+    cmd += ["--port", "0", "--worker-port", "0", "--http-port", "0", "--lease-timeout", str(LEASE)]
     cmd += ["--log-level", "error", "--grace", "0"]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None

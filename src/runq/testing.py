@@ -13,6 +13,7 @@ from pathlib import Path
 from runq.broker import Broker, BrokerConfig
 from runq.client import AsyncClient
 from runq.clock import Clock, system_clock
+from runq.http import HttpServer, build_app
 from runq.store.open import StoreConfig, open_store
 from runq.worker import Agent, WorkerConfig
 from runq.worker.executors.base import Executor
@@ -22,6 +23,7 @@ from runq.worker.executors.base import Executor
 class RunningBroker:
     broker: Broker
     store_url: str
+    http: HttpServer | None = None
     agents: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -32,6 +34,13 @@ class RunningBroker:
     @property
     def worker_address(self) -> tuple[str, int]:
         return ("127.0.0.1", self.broker.worker_port)
+
+    @property
+    def http_url(self) -> str:
+        """The base URL of the HTTP API (with ``run_broker(http=True)``)."""
+        if self.http is None:
+            raise RuntimeError("this broker serves no HTTP: run_broker(http=True)")
+        return f"http://127.0.0.1:{self.http.port}"
 
     def client(self) -> AsyncClient:
         return AsyncClient(self.client_address)
@@ -71,8 +80,10 @@ async def run_broker(
     store_url: str | None = None,
     lease: float = 30.0,
     clock: Clock = system_clock,
+    http: bool = False,
 ) -> AsyncIterator[RunningBroker]:
-    """A broker on 127.0.0.1 with a temporary SQLite store unless ``store_url`` is given."""
+    """A broker on 127.0.0.1 with a temporary SQLite store unless ``store_url`` is given;
+    with ``http``, also its HTTP API on a port of its own (``RunningBroker.http_url``)."""
     with tempfile.TemporaryDirectory(prefix="runq-test-") as tmp:
         url = store_url or f"sqlite:///{Path(tmp) / 'runq.db'}"
         store = open_store(StoreConfig(url=url))
@@ -80,8 +91,13 @@ async def run_broker(
         broker = Broker(store, config, clock=clock)
         await broker.start()
         running = RunningBroker(broker, url)
+        if http:
+            running.http = HttpServer(build_app(broker), "127.0.0.1", 0)
+            await running.http.start()
         try:
             yield running
         finally:
             await running.stop_workers()
+            if running.http is not None:
+                await running.http.stop()
             await broker.stop()

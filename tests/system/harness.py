@@ -26,6 +26,7 @@ from runq.client import Client
 
 RUNQ = [sys.executable, "-m", "runq"]
 PORTS = re.compile(r"clients on [^:]+:(\d+), workers on [^:]+:(\d+)")
+HTTP_PORT = re.compile(r"HTTP on [^:]+:(\d+)")
 START_TIMEOUT = 20.0  # seconds a process may take to come up on a loaded 2-core machine
 CLI_TIMEOUT = 60.0
 
@@ -161,6 +162,12 @@ class Server(Proc):
     def client(self) -> Client:
         return Client(self.address)
 
+    @property
+    def http_url(self) -> str:
+        found = HTTP_PORT.search(self.text())
+        assert found, f"{self.name} serves no HTTP:\n{self.text()}"
+        return f"http://127.0.0.1:{found.group(1)}"
+
 
 @dataclass
 class Procs:
@@ -171,6 +178,8 @@ class Procs:
     extra_pids: set[int] = field(default_factory=set)
 
     def spawn(self, name: str, args: Sequence[str | int]) -> Proc:
+        if args and args[0] in ("server", "up") and "--http-port" not in args:
+            args = [*args, "--http-port", 0]  # never the shared default port
         log = self.tmp_path / f"{name}-{len(self.started)}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen(

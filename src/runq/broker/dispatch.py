@@ -74,6 +74,15 @@ class Dispatcher:
         self._version: dict[str, int] = {}
         self.paused = False  # set while the broker shuts down
         self._epoch = 0  # bumped by forget_empty
+        self._watchers: set[asyncio.Future[None]] = set()  # pulling claimers waiting
+
+    def next_wake(self) -> asyncio.Future[None]:
+        """A future done at the next wake-up (jobs may be ready): long-polling claims
+        wait on it."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._watchers.add(fut)
+        fut.add_done_callback(self._watchers.discard)
+        return fut
 
     def forget_empty(self) -> None:
         """Claim from every queue again (after a change that may touch any queue); a
@@ -87,6 +96,9 @@ class Dispatcher:
                 self._empty.discard(q)
                 self._version[q] = self._version.get(q, 0) + 1
         self._wake.set()
+        for fut in list(self._watchers):
+            if not fut.done():
+                fut.set_result(None)
 
     async def run(self) -> None:
         while True:
@@ -101,13 +113,18 @@ class Dispatcher:
                 await asyncio.sleep(0.5)
                 self._wake.set()
 
+    def open_queues(self, queues: Iterable[str]) -> list[str]:
+        """``queues`` without the paused ones."""
+        paused = self.broker.paused_queues
+        return [q for q in queues if q not in paused]
+
     def _hungry(self) -> list[WorkerSession]:
         return [
             s
             for s in self.sessions.values()
             if s.free > 0
             and not (s.closed or s.draining or self.paused)
-            and any(q not in self._empty for q in s.queues)
+            and any(q not in self._empty for q in self.open_queues(s.queues))
         ]
 
     async def _round(self) -> None:
@@ -118,13 +135,14 @@ class Dispatcher:
         now = broker.clock()
         lease_until = now + broker.config.lease
         batch = broker.config.claim_batch
-        versions = [{q: self._version.get(q, 0) for q in s.queues} for s in sessions]
+        queues = [self.open_queues(s.queues) for s in sessions]
+        versions = [{q: self._version.get(q, 0) for q in qs} for qs in queues]
         epoch = self._epoch
         asks = [min(s.free, batch) for s in sessions]
         claims = await asyncio.gather(
             *(
-                broker.store.claim(s.id, s.queues, n, now, lease_until)
-                for s, n in zip(sessions, asks, strict=True)
+                broker.store.claim(s.id, qs, n, now, lease_until)
+                for s, qs, n in zip(sessions, queues, asks, strict=True)
             )
         )
         for session, asked, jobs, seen in zip(sessions, asks, claims, versions, strict=True):
@@ -141,4 +159,4 @@ class Dispatcher:
             self.broker.spawn(self.broker.requeue_worker(session.id))
             return
         session.assign(jobs)
-        self.broker.counters["started"] += len(jobs)
+        self.broker.count_started(len(jobs))

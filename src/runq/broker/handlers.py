@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from runq.errors import ProtocolError, Unavailable, UnknownJob
-from runq.model import JobState
+from runq.broker import operations as ops
 from runq.protocol import messages as m
 
 if TYPE_CHECKING:
@@ -17,19 +16,11 @@ if TYPE_CHECKING:
 
 
 async def submit(broker: Broker, conn: Connection, msg: m.Submit) -> None:
-    if not broker.accepting:
-        raise Unavailable("the broker is shutting down; submit to another broker or retry")
-    ids = await broker.store.submit_many(msg.jobs, broker.clock())
-    conn.send(m.Submitted(msg.req, ids))
-    broker.counters["submitted"] += len(ids)
-    broker.dispatcher.wake({spec.queue for spec in msg.jobs})
+    conn.send(m.Submitted(msg.req, await ops.submit(broker, msg.jobs)))
 
 
 async def get(broker: Broker, conn: Connection, msg: m.Get) -> None:
-    job = await broker.store.get(msg.id)
-    if job is None:
-        raise UnknownJob.for_id(msg.id)
-    conn.send(m.JobReply(msg.req, job))
+    conn.send(m.JobReply(msg.req, await ops.get(broker, msg.id)))
 
 
 async def wait(broker: Broker, conn: Connection, msg: m.Wait) -> None:
@@ -38,35 +29,17 @@ async def wait(broker: Broker, conn: Connection, msg: m.Wait) -> None:
 
 
 async def list_jobs(broker: Broker, conn: Connection, msg: m.ListJobs) -> None:
-    state = None
-    if msg.state is not None:
-        try:
-            state = JobState(msg.state)
-        except ValueError:
-            names = ", ".join(s.value for s in JobState)
-            raise ProtocolError(f"unknown state {msg.state!r}; one of {names}") from None
+    state = ops.parse_state(msg.state)
     jobs = await broker.store.list_jobs(state, msg.queue, msg.limit, msg.before)
     conn.send(m.JobList(msg.req, jobs))
 
 
 async def cancel(broker: Broker, conn: Connection, msg: m.Cancel) -> None:
-    before = await broker.store.cancel(msg.id, broker.clock())
-    if before.state is JobState.RUNNING and before.worker is not None:
-        broker.stop_running(before.worker, [before.id])
-    broker.counters["cancelled"] += 1
-    broker.job_finished([before.id])
-    job = await broker.store.get(msg.id)
-    if job is None:  # pragma: no cover - a cancelled job is never deleted here
-        raise UnknownJob.for_id(msg.id)
-    conn.send(m.JobReply(msg.req, job))
+    conn.send(m.JobReply(msg.req, await ops.cancel(broker, msg.id)))
 
 
 async def retry(broker: Broker, conn: Connection, msg: m.Retry) -> None:
-    ids = await broker.store.retry(msg.id, msg.queue, broker.clock())
-    conn.send(m.Retried(msg.req, ids))
-    if ids:
-        broker.counters["retried_by_hand"] += len(ids)
-        broker.dispatcher.forget_empty()
+    conn.send(m.Retried(msg.req, await ops.retry(broker, msg.id, msg.queue)))
 
 
 async def stats(broker: Broker, conn: Connection, msg: m.GetStats) -> None:
@@ -86,12 +59,9 @@ async def report(broker: Broker, conn: Connection, msg: m.Report) -> None:
     for outcome in msg.outcomes:
         session.inflight.pop(outcome.id, None)
     broker.dispatcher.wake()  # room was made: claim more while the report commits
-    res = await broker.store.report(session.id, msg.outcomes, broker.clock())
+    res = await ops.report(broker, session.id, msg.outcomes)
     conn.send(m.Reported(msg.seq))
     session.done += len(res.accepted)
-    broker.count_report(msg.outcomes, res)
-    if res.requeued_queues:
-        broker.dispatcher.wake(res.requeued_queues)
 
 
 async def heartbeat(broker: Broker, conn: Connection, msg: m.Heartbeat) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
 from runq.broker import handlers
+from runq.broker.activity import Activity
 from runq.broker.cluster import Cluster
 from runq.broker.config import BrokerConfig
 from runq.broker.connection import Connection, Handler
@@ -45,6 +46,8 @@ class Broker:
             **handlers.WORKER_HANDLERS,
         }
         self.counters: collections.Counter[str] = collections.Counter()
+        self.activity = Activity()
+        self.paused_queues: set[str] = set()  # queues whose jobs are not dispatched
         self.started_at = clock()
         self.stopping = False
         self.accepting = True  # false while shutting down: submits are refused
@@ -186,11 +189,18 @@ class Broker:
 
     # -- completion and waiting --------------------------------------------------------
 
+    def count_started(self, n: int) -> None:
+        self.counters["started"] += n
+        self.activity.add("started", n, self.clock())
+
     def count_report(self, outcomes: Sequence[Outcome], res: ReportResult) -> None:
         accepted = set(res.accepted)
         ok = sum(1 for o in outcomes if o.ok and o.id in accepted)
         self.counters["succeeded"] += ok
         self.counters["failed_attempts"] += len(accepted) - ok
+        now = self.clock()
+        self.activity.add("succeeded", ok, now)
+        self.activity.add("failed", len(accepted) - ok, now)
         self.counters["stale_reports"] += len(res.stale)
         if res.stale:
             log.warning("refused %d stale report(s): %s", len(res.stale), res.stale[:10])

@@ -89,6 +89,7 @@ class BrokerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     host: str | None = None
     port: Annotated[int, Meta(ge=0, le=65535)] | None = None
     worker_port: Annotated[int, Meta(ge=0, le=65535)] | None = None
+    http_port: Annotated[int, Meta(ge=0, le=65535)] | None = None
     durability: str | None = None
     lease_timeout: Annotated[float, Meta(gt=0)] | None = None
     grace: Annotated[float, Meta(ge=0)] | None = None

@@ -14,11 +14,11 @@ import click
 from click.core import ParameterSource
 
 from runq import log as runq_log
-from runq.broker import Broker, BrokerConfig
+from runq.broker import Broker
+from runq.cli.brokering import BrokerOptions, RunningBroker, with_broker_options
 from runq.cli.common import (
     addresses,
     addresses_text,
-    duration,
     handle_errors,
     non_negative,
     parse_csv,
@@ -32,73 +32,11 @@ from runq.cli.common import (
 from runq.cli.console import Console
 from runq.cli.pools import Pool, Supervisor, load_config, pool_children
 from runq.errors import ConfigError
-from runq.store.open import StoreConfig, open_store
 from runq.store.version import require_newest
 from runq.worker import Agent, WorkerConfig
 from runq.worker.executors.base import Executor
 from runq.worker.executors.command import DEFAULT_OUTPUT_LIMIT, CommandExecutor, CommandPolicy
 from runq.worker.executors.python import PoolConfig, PythonExecutor
-
-broker_options = [
-    click.option(
-        "--store", default=None, help="sqlite:///PATH (default: $RUNQ_STORE or ./runq.db)."
-    ),
-    click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on."),
-    click.option(
-        "--port",
-        default=1209,
-        show_default=True,
-        type=click.IntRange(0, 65535),
-        help="Client port.",
-    ),
-    click.option(
-        "--worker-port",
-        default=1205,
-        show_default=True,
-        type=click.IntRange(0, 65535),
-        help="Worker port.",
-    ),
-    click.option(
-        "--durability",
-        type=click.Choice(["normal", "full"]),
-        default="normal",
-        show_default=True,
-        help="normal survives process crashes; full also survives power loss.",
-    ),
-    click.option(
-        "--lease-timeout",
-        "lease",
-        default=30.0,
-        show_default=True,
-        type=float,
-        callback=positive,
-        help="Seconds a worker holds a job without heartbeating.",
-    ),
-    click.option(
-        "--grace",
-        default=30.0,
-        show_default=True,
-        type=float,
-        callback=non_negative,
-        help="On quit, seconds to wait for running jobs to report.",
-    ),
-    click.option(
-        "--retention",
-        default="7d",
-        show_default=True,
-        callback=duration,
-        help="How long finished jobs are kept (90s, 15m, 2h, 7d, or forever).",
-    ),
-    click.option(
-        "--log-level", default="info", show_default=True, help="debug, info, warning or error."
-    ),
-]
-
-
-def with_broker_options(fn: Any) -> Any:
-    for option in reversed(broker_options):
-        fn = option(fn)
-    return fn
 
 
 def user_ids(name: str) -> tuple[int, int]:
@@ -124,36 +62,6 @@ def _supervise_pools(path: str, only: str | None, server: str, log_level: str) -
     run(main())
 
 
-def _broker(
-    store: str | None,
-    host: str,
-    port: int,
-    worker_port: int,
-    durability: str,
-    lease: float,
-    grace: float,
-    retention: float | None,
-) -> Broker:
-    config = BrokerConfig(
-        host=host,
-        port=port,
-        worker_port=worker_port,
-        lease=lease,
-        grace=grace,
-        retention=retention,
-    )
-    return Broker(open_store(StoreConfig(url=store_url(store), durability=durability)), config)
-
-
-def _announce(broker: Broker, store: str | None) -> None:
-    cfg = broker.config
-    click.echo(
-        f"runq broker listening: clients on {cfg.host}:{broker.client_port},"
-        f" workers on {cfg.host}:{broker.worker_port}, store {store_url(store)}",
-        err=True,
-    )
-
-
 def _stop_event(console: bool, broker: Broker | None) -> asyncio.Event:
     """An event set by SIGINT, SIGTERM or (on a terminal) the console's `quit`."""
     stop = asyncio.Event()
@@ -169,34 +77,24 @@ def _stop_event(console: bool, broker: Broker | None) -> asyncio.Event:
 @with_broker_options
 @click.option("--no-migrate", is_flag=True, help="Refuse a store not at the newest schema version.")
 @handle_errors
-def server(
-    store: str | None,
-    host: str,
-    port: int,
-    worker_port: int,
-    durability: str,
-    lease: float,
-    grace: float,
-    retention: float | None,
-    log_level: str,
-    no_migrate: bool,
-) -> None:
-    """Run a broker: clients connect on --port, workers on --worker-port.
+def server(no_migrate: bool, **kwargs: Any) -> None:
+    """Run a broker: clients connect on --port, workers on --worker-port, browsers and
+    HTTP clients on --http-port.
 
     On a terminal, type `stats` for statistics and `quit` to stop.
     """
-    runq_log.setup(log_level)
+    opts = BrokerOptions.take(kwargs)
+    runq_log.setup(opts.log_level)
 
     async def main() -> None:
         if no_migrate:
-            await require_newest(store_url(store))
-        broker = _broker(store, host, port, worker_port, durability, lease, grace, retention)
-        await broker.start()
-        _announce(broker, store)
+            await require_newest(store_url(opts.store))
+        running = RunningBroker(opts)
+        await running.start()
         try:
-            await _stop_event(True, broker).wait()
+            await _stop_event(True, running.broker).wait()
         finally:
-            await broker.stop(grace)
+            await running.stop()
 
     run(main())
 
@@ -371,51 +269,51 @@ async def _serve_agent(agent: Agent, grace: float) -> None:
 @handle_errors
 def up(
     ctx: click.Context,
-    store: str | None,
-    host: str,
-    port: int,
-    worker_port: int,
-    durability: str,
-    lease: float,
-    grace: float,
-    retention: float | None,
-    log_level: str,
     n_workers: int,
     concurrency: int | None,
     config_path: str | None,
+    **kwargs: Any,
 ) -> None:
-    """Run a broker and local workers in one command. Ctrl-C stops all of it.
+    """Run a broker, local workers and the dashboard in one command. Ctrl-C stops all
+    of it.
 
     With --config, the broker takes its settings from the file's [broker] table (options
     given here win) and runs one set of worker processes per [[pool]]."""
-    runq_log.setup(log_level)
-    pools = [Pool(name="default", processes=n_workers, concurrency=concurrency, grace=grace)]
+    opts = BrokerOptions.take(kwargs)
+    runq_log.setup(opts.log_level)
+    pools = [Pool(name="default", processes=n_workers, concurrency=concurrency, grace=opts.grace)]
     if config_path is not None:
         file = load_config(config_path)
         b = file.broker
 
-        def pick(name: str, value: Any, from_file: Any) -> Any:
+        def pick(name: str, from_file: Any) -> Any:
             given = ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+            value = getattr(opts, "lease" if name == "lease" else name)
             return value if given or from_file is None else from_file
 
-        store = pick("store", store, b.store)
-        host, port = pick("host", host, b.host), pick("port", port, b.port)
-        worker_port = pick("worker_port", worker_port, b.worker_port)
-        durability = pick("durability", durability, b.durability)
-        lease, grace = pick("lease", lease, b.lease_timeout), pick("grace", grace, b.grace)
+        opts = opts.replace(
+            store=pick("store", b.store),
+            host=pick("host", b.host),
+            port=pick("port", b.port),
+            worker_port=pick("worker_port", b.worker_port),
+            http_port=pick("http_port", b.http_port),
+            durability=pick("durability", b.durability),
+            lease=pick("lease", b.lease_timeout),
+            grace=pick("grace", b.grace),
+        )
         pools = file.pool
-    if not (0 <= port < 65536 and 0 <= worker_port < 65536):
-        raise ConfigError("ports must be between 0 and 65535")
 
     async def main() -> None:
-        broker = _broker(store, host, port, worker_port, durability, lease, grace, retention)
-        await broker.start()
-        _announce(broker, store)
+        running = RunningBroker(opts)
+        await running.start()
+        broker = running.broker
         local = (
             broker.config.host if broker.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         )
-        children = pool_children(pools, f"{local}:{broker.worker_port}", log_level)
-        supervisor = Supervisor(children, max([p.grace for p in pools], default=grace))
+        children = pool_children(pools, f"{local}:{broker.worker_port}", opts.log_level)
+        supervisor = Supervisor(children, max([p.grace for p in pools], default=opts.grace))
+        if running.http is not None:
+            click.echo(f"runq up: dashboard on http://{local}:{running.http.port}/", err=True)
         click.echo(
             f"runq up: {len(children)} worker process(es) started; Ctrl-C stops everything",
             err=True,
@@ -424,6 +322,6 @@ def up(
             await supervisor.run(_stop_event(True, broker))
         finally:
             await supervisor.stop()
-            await broker.stop(grace)
+            await running.stop()
 
     run(main())

@@ -1,0 +1,113 @@
+"""What a request does to the broker, whichever door it came in by (the native
+protocol or HTTP): one function an operation, each calling one store operation and
+keeping the broker's wake-ups, waiters and counters right."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from runq.errors import ProtocolError, Unavailable, UnknownJob
+from runq.model import Assignment, Job, JobSpec, JobState, Outcome
+from runq.store.base import ReportResult
+
+if TYPE_CHECKING:
+    from runq.broker.server import Broker
+
+RECHECK_EVERY = 1.0  # seconds: a long-polling claim looks at the store at least this often
+
+
+async def submit(broker: Broker, specs: Sequence[JobSpec]) -> list[int]:
+    if not broker.accepting:
+        raise Unavailable("the broker is shutting down; submit to another broker or retry")
+    ids = await broker.store.submit_many(specs, broker.clock())
+    broker.counters["submitted"] += len(ids)
+    broker.activity.add("submitted", len(ids), broker.clock())
+    broker.dispatcher.wake({spec.queue for spec in specs})
+    return ids
+
+
+async def get(broker: Broker, job_id: int) -> Job:
+    job = await broker.store.get(job_id)
+    if job is None:
+        raise UnknownJob.for_id(job_id)
+    return job
+
+
+def parse_state(name: str | None) -> JobState | None:
+    if name is None:
+        return None
+    try:
+        return JobState(name)
+    except ValueError:
+        names = ", ".join(s.value for s in JobState)
+        raise ProtocolError(f"unknown state {name!r}; one of {names}") from None
+
+
+async def cancel(broker: Broker, job_id: int) -> Job:
+    before = await broker.store.cancel(job_id, broker.clock())
+    if before.state is JobState.RUNNING and before.worker is not None:
+        broker.stop_running(before.worker, [before.id])
+    broker.counters["cancelled"] += 1
+    broker.job_finished([before.id])
+    return await get(broker, job_id)
+
+
+async def retry(broker: Broker, job_id: int | None, queue: str | None) -> list[int]:
+    ids = await broker.store.retry(job_id, queue, broker.clock())
+    if ids:
+        broker.counters["retried_by_hand"] += len(ids)
+        broker.dispatcher.forget_empty()
+    return ids
+
+
+async def report(broker: Broker, worker: str, outcomes: Sequence[Outcome]) -> ReportResult:
+    res = await broker.store.report(worker, outcomes, broker.clock())
+    broker.count_report(outcomes, res)
+    if res.requeued_queues:
+        broker.dispatcher.wake(res.requeued_queues)
+    return res
+
+
+async def claim(
+    broker: Broker, worker: str, queues: Sequence[str], limit: int, wait: float
+) -> list[Assignment]:
+    """Claim up to ``limit`` jobs for a worker that pulls (HTTP), waiting up to ``wait``
+    seconds for one to become ready. The jobs are leased like a native worker's: the
+    worker extends the lease with heartbeats or loses the job when it runs out."""
+    if not broker.accepting:
+        raise Unavailable("the broker is shutting down; claim from another broker")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        signal = broker.dispatcher.next_wake()
+        now = broker.clock()
+        open_queues = broker.dispatcher.open_queues(queues)
+        jobs = []
+        if open_queues:
+            lease_until = now + broker.config.lease
+            jobs = await broker.store.claim(worker, open_queues, limit, now, lease_until)
+        left = deadline - loop.time()
+        if jobs or left <= 0 or not broker.accepting:
+            broker.count_started(len(jobs))
+            return jobs
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(signal, min(left, RECHECK_EVERY))
+
+
+async def heartbeat(broker: Broker, worker: str, running: Sequence[tuple[int, int]]) -> list[int]:
+    """Extend the leases of jobs a pulling worker runs; return those it no longer holds."""
+    lease_until = broker.clock() + broker.config.lease
+    return await broker.store.extend_leases(worker, running, lease_until)
+
+
+async def pause_queue(broker: Broker, queue: str, paused: bool) -> None:
+    """Stop (or start again) dispatching the jobs of ``queue``. Submits still go in;
+    running jobs finish."""
+    if paused:
+        broker.paused_queues.add(queue)
+    else:
+        broker.paused_queues.discard(queue)
+        broker.dispatcher.wake([queue])

@@ -1,0 +1,149 @@
+"""The options every broker-running command shares, and starting a broker with its
+HTTP server (REST API, dashboard, /metrics) in one event loop."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from runq.broker import Broker, BrokerConfig
+from runq.cli.common import duration, non_negative, positive, store_url
+from runq.errors import ConfigError
+from runq.http import DEFAULT_HTTP_PORT, HttpServer, build_app
+from runq.store.open import StoreConfig, open_store
+
+_port = click.IntRange(0, 65535)
+broker_options = [
+    click.option(
+        "--store", default=None, help="sqlite:///PATH (default: $RUNQ_STORE or ./runq.db)."
+    ),
+    click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on."),
+    click.option("--port", default=1209, show_default=True, type=_port, help="Client port."),
+    click.option("--worker-port", default=1205, show_default=True, type=_port, help="Worker port."),
+    click.option(
+        "--http-port",
+        default=DEFAULT_HTTP_PORT,
+        show_default=True,
+        type=_port,
+        help="Port of the REST API, dashboard and /metrics.",
+    ),
+    click.option("--no-http", is_flag=True, help="Serve no HTTP (API, dashboard, metrics)."),
+    click.option(
+        "--durability",
+        type=click.Choice(["normal", "full"]),
+        default="normal",
+        show_default=True,
+        help="normal survives process crashes; full also survives power loss.",
+    ),
+    click.option(
+        "--lease-timeout",
+        "lease",
+        default=30.0,
+        show_default=True,
+        type=float,
+        callback=positive,
+        help="Seconds a worker holds a job without heartbeating.",
+    ),
+    click.option(
+        "--grace",
+        default=30.0,
+        show_default=True,
+        type=float,
+        callback=non_negative,
+        help="On quit, seconds to wait for running jobs to report.",
+    ),
+    click.option(
+        "--retention",
+        default="7d",
+        show_default=True,
+        callback=duration,
+        help="How long finished jobs are kept (90s, 15m, 2h, 7d, or forever).",
+    ),
+    click.option(
+        "--log-level", default="info", show_default=True, help="debug, info, warning or error."
+    ),
+]
+
+
+def with_broker_options(fn: Any) -> Any:
+    for option in reversed(broker_options):
+        fn = option(fn)
+    return fn
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOptions:
+    """What the broker options said, as one value."""
+
+    store: str | None
+    host: str
+    port: int
+    worker_port: int
+    http_port: int
+    no_http: bool
+    durability: str
+    lease: float
+    grace: float
+    retention: float | None
+    log_level: str
+
+    @classmethod
+    def take(cls, kwargs: dict[str, Any]) -> BrokerOptions:
+        """Pop this class's fields out of a command's keyword arguments."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{name: kwargs.pop(name) for name in names})
+
+    def replace(self, **changes: Any) -> BrokerOptions:
+        return dataclasses.replace(self, **changes)
+
+
+class RunningBroker:
+    """A started broker and, unless --no-http, its HTTP server."""
+
+    def __init__(self, opts: BrokerOptions) -> None:
+        for port in (opts.port, opts.worker_port, opts.http_port):
+            if not 0 <= port < 65536:
+                raise ConfigError("ports must be between 0 and 65535")
+        config = BrokerConfig(
+            host=opts.host,
+            port=opts.port,
+            worker_port=opts.worker_port,
+            lease=opts.lease,
+            grace=opts.grace,
+            retention=opts.retention,
+        )
+        store = open_store(StoreConfig(url=store_url(opts.store), durability=opts.durability))
+        self.opts = opts
+        self.broker = Broker(store, config)
+        self.http: HttpServer | None = None
+
+    async def start(self) -> None:
+        await self.broker.start()
+        if not self.opts.no_http:
+            self.http = HttpServer(build_app(self.broker), self.opts.host, self.opts.http_port)
+            try:
+                await self.http.start()
+            except OSError as exc:
+                await self.broker.stop()
+                raise ConfigError(
+                    f"cannot serve HTTP on {self.opts.host}:{self.opts.http_port}:"
+                    f" {exc.strerror or exc}"
+                ) from None
+        self._announce()
+
+    def _announce(self) -> None:
+        cfg, b = self.broker.config, self.broker
+        http = f", HTTP on {cfg.host}:{self.http.port}" if self.http else ""
+        click.echo(
+            f"runq broker listening: clients on {cfg.host}:{b.client_port},"
+            f" workers on {cfg.host}:{b.worker_port}{http}, store {store_url(self.opts.store)}",
+            err=True,
+        )
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
+        await self.broker.stop(self.opts.grace)

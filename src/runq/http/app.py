@@ -1,0 +1,45 @@
+"""The HTTP application: REST API, HTTP workers, probes, metrics and dashboard."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+from litestar import Litestar, Router, get
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from runq.broker import Broker
+
+from . import api, probes, work
+from .errors import HANDLERS
+
+API_PREFIX = "/api/v1"
+
+
+@get("/openapi.json", include_in_schema=False, media_type="application/json")
+async def openapi_document(request: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = request.app.openapi_schema.to_schema()
+    return schema
+
+
+def build_app(broker: Broker) -> Litestar:
+    def provide_broker() -> Broker:
+        return broker
+
+    v1 = Router(API_PREFIX, route_handlers=[*api.ROUTES, work.Work, openapi_document])
+    return Litestar(
+        route_handlers=[v1, *probes.ROUTES],
+        dependencies={"broker": Provide(provide_broker, sync_to_thread=False)},
+        exception_handlers=HANDLERS,
+        request_max_body_size=broker.config.max_frame,
+        openapi_config=OpenAPIConfig(
+            title="runq",
+            version=importlib.metadata.version("runq"),
+            description="The runq REST API: submit, watch and run jobs over HTTP.",
+            path="/api",
+            render_plugins=[SwaggerRenderPlugin(path="/docs")],
+        ),
+        logging_config=None,
+    )

@@ -1,0 +1,34 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import get
+
+from runq.broker import Broker
+from runq.errors import RunqError, StoreError, Unavailable
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+
+
+@get("/health", tags=["probes"], summary="The broker is alive")
+async def health() -> Health:
+    return Health("ok")
+
+
+@get("/ready", tags=["probes"], summary="The broker takes work and its store answers")
+async def ready(broker: Broker) -> Health:
+    if not broker.accepting:
+        raise Unavailable("the broker is shutting down")
+    try:
+        await broker.store.get(0)  # one indexed read: the store answers
+    except RunqError as exc:
+        raise StoreError(f"the store does not answer: {exc.message}") from None
+    return Health("ready")
+
+
+ROUTES: list[Any] = [health, ready]

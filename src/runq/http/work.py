@@ -1,0 +1,94 @@
+"""Workers over HTTP: claim jobs (long-polling), heartbeat them, complete or fail them,
+each with its fence, under the same leases as native workers. For workers written in
+any language; see examples/http-worker.sh."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Response, post
+from litestar.params import Parameter
+
+from runq.broker import Broker
+from runq.broker import operations as ops
+from runq.errors import ConfigError, StaleFence
+from runq.model import ErrorInfo, Outcome
+from runq.protocol import limits as L
+
+from .schemas import Claimed, ClaimRequest, Complete, Failure, Lease, Leased, Reported, WorkItem
+
+JobIdParam = Annotated[int, Parameter(ge=1, le=2**62, description="a job id")]
+
+
+def _check_worker(broker: Broker, worker: str) -> None:
+    if worker in broker.dispatcher.sessions:
+        raise ConfigError(f"worker id {worker!r} belongs to a connected native worker")
+
+
+class Work(Controller):
+    path = "/work"
+    tags = ["work"]
+
+    @post(
+        "/claim",
+        summary="Claim ready jobs, waiting up to `wait` seconds; 204 when there is none",
+        status_code=200,
+    )
+    async def claim(self, broker: Broker, data: ClaimRequest) -> Response[Claimed | None]:
+        _check_worker(broker, data.worker)
+        queues = list(dict.fromkeys(data.queues))[: L.MAX_QUEUES]
+        jobs = await ops.claim(broker, data.worker, queues, data.limit, data.wait)
+        if not jobs:
+            return Response(None, status_code=204)
+        lease_until = broker.clock() + broker.config.lease
+        items = [
+            WorkItem(
+                j.id,
+                j.fence,
+                j.task,
+                j.args,
+                j.kwargs,
+                j.attempt,
+                j.max_attempts,
+                j.timeout,
+                lease_until,
+            )
+            for j in jobs
+        ]
+        return Response(Claimed(items))
+
+    @post("/{job_id:int}/heartbeat", summary="Extend the lease of a running job", status_code=200)
+    async def heartbeat(self, broker: Broker, job_id: JobIdParam, data: Lease) -> Leased:
+        lost = await ops.heartbeat(broker, data.worker, [(job_id, data.fence)])
+        if lost:
+            raise StaleFence(
+                f"job {job_id} is no longer held by {data.worker} with fence {data.fence}:"
+                " stop running it"
+            )
+        return Leased(job_id, broker.clock() + broker.config.lease)
+
+    @post("/{job_id:int}/complete", summary="Report a job's success and result", status_code=200)
+    async def complete(self, broker: Broker, job_id: JobIdParam, data: Complete) -> Reported:
+        outcome = Outcome(job_id, data.fence, True, data.result)
+        return await _report(broker, data.worker, outcome)
+
+    @post(
+        "/{job_id:int}/fail",
+        summary="Report a failed attempt",
+        status_code=200,
+    )
+    async def fail(self, broker: Broker, job_id: JobIdParam, data: Failure) -> Reported:
+        error = ErrorInfo(data.code, data.message, data.retryable, data.traceback)
+        outcome = Outcome(job_id, data.fence, False, error=error)
+        return await _report(broker, data.worker, outcome)
+
+
+async def _report(broker: Broker, worker: str, outcome: Outcome) -> Reported:
+    res = await ops.report(broker, worker, [outcome])
+    if not res.accepted:
+        raise StaleFence(
+            f"report for job {outcome.id} refused: it is not running for {worker}"
+            f" with fence {outcome.fence}"
+        )
+    job = await ops.get(broker, outcome.id)
+    return Reported(job.id, job.state.value)
