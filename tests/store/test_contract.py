@@ -682,6 +682,22 @@ async def test_list_jobs_pages_back_with_before(store: Store, clock: FakeClock) 
     assert [j.id for j in await store.list_jobs(before=ids[10], limit=3)] == ids[7:10][::-1]
 
 
+async def test_list_jobs_by_task_key_and_submit_time(store: Store, clock: FakeClock) -> None:
+    first = await store.submit_many([JobSpec("resize"), JobSpec("email", key="k-1")], clock())
+    clock.advance(10)
+    middle = clock()
+    later = await store.submit_many([JobSpec("resize"), JobSpec("email")], clock())
+
+    assert [j.id for j in await store.list_jobs(task="resize")] == [later[0], first[0]]
+    assert [j.id for j in await store.list_jobs(key="k-1")] == [first[1]]
+    assert await store.list_jobs(key="k-2") == []
+    assert [j.id for j in await store.list_jobs(since=middle)] == later[::-1]
+    assert [j.id for j in await store.list_jobs(until=middle)] == first[::-1]
+    found = await store.list_jobs(task="email", since=middle - 20, until=middle + 1)
+    assert [j.id for j in found] == [later[1], first[1]]
+    assert await store.list_jobs(task="resize", queue="other") == []
+
+
 async def test_purge_deletes_only_jobs_finished_before_the_cut_oldest_first(
     store: Store, clock: FakeClock
 ) -> None:

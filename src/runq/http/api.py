@@ -10,6 +10,7 @@ from litestar.params import Parameter
 
 from runq.broker import Broker
 from runq.broker import operations as ops
+from runq.broker.activity import KEEP, Point
 from runq.model import Job, JobState
 from runq.model.spec import JobSpec
 from runq.protocol import limits as L
@@ -45,12 +46,22 @@ class Jobs(Controller):
             JobState | None, Parameter(query="state", description="only jobs in this state")
         ] = None,
         queue: Annotated[str | None, Parameter(max_length=200)] = None,
+        task: Annotated[str | None, Parameter(max_length=200)] = None,
+        key: Annotated[str | None, Parameter(max_length=200, description="idempotency key")] = None,
+        since: Annotated[
+            float | None, Parameter(ge=0, le=2**40, description="submitted at or after (epoch s)")
+        ] = None,
+        until: Annotated[
+            float | None, Parameter(ge=0, le=2**40, description="submitted before (epoch s)")
+        ] = None,
         limit: Annotated[int, Parameter(ge=1, le=L.MAX_LIST)] = 50,
         cursor: Annotated[
             int | None, Parameter(ge=1, description="the `next` of the previous page")
         ] = None,
     ) -> JobPage:
-        found = await broker.store.list_jobs(job_state, queue, limit + 1, cursor)
+        found = await broker.store.list_jobs(
+            job_state, queue, limit + 1, cursor, task=task, key=key, since=since, until=until
+        )
         jobs = found[:limit]
         more = len(found) > limit
         return JobPage(jobs, jobs[-1].id if more and jobs else None)
@@ -79,10 +90,41 @@ async def workers(broker: Broker) -> list[m.WorkerInfo]:
     return await broker.cluster.workers()
 
 
-@get("/queues", tags=["cluster"], summary="Every queue with its job counts by state")
+@get("/queues", tags=["queues"], summary="Every queue with its job counts by state")
 async def queues(broker: Broker) -> list[QueueInfo]:
     counts = await broker.store.counts()
-    return [QueueInfo(name, states) for name, states in sorted(counts.items())]
+    names = sorted(set(counts) | broker.paused_queues)
+    return [QueueInfo(n, counts.get(n, {}), n in broker.paused_queues) for n in names]
 
 
-ROUTES: list[Any] = [Jobs, stats, workers, queues]
+QueueName = Annotated[str, Parameter(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
+
+
+@post(
+    "/queues/{name:str}/pause", tags=["queues"], summary="Stop dispatching a queue", status_code=200
+)
+async def pause(broker: Broker, name: QueueName) -> QueueInfo:
+    await ops.pause_queue(broker, name, True)
+    return QueueInfo(name, (await broker.store.counts()).get(name, {}), True)
+
+
+@post(
+    "/queues/{name:str}/resume", tags=["queues"], summary="Dispatch a queue again", status_code=200
+)
+async def resume(broker: Broker, name: QueueName) -> QueueInfo:
+    await ops.pause_queue(broker, name, False)
+    return QueueInfo(name, (await broker.store.counts()).get(name, {}), False)
+
+
+@get(
+    "/activity",
+    tags=["cluster"],
+    summary="Jobs submitted, started, succeeded and failed per minute",
+)
+async def activity(
+    broker: Broker, minutes: Annotated[int, Parameter(ge=1, le=KEEP)] = KEEP
+) -> list[Point]:
+    return broker.activity.series(broker.clock(), minutes)
+
+
+ROUTES: list[Any] = [Jobs, stats, workers, queues, pause, resume, activity]

@@ -39,6 +39,7 @@ class ErrorReply(msgspec.Struct, frozen=True):
     error: ErrorBody
 
 
+ALIASES: Final = {"job_state": "state"}  # Python names of parameters -> their names
 # Most specific first: the first class an error is an instance of gives its status.
 STATUS: Final[list[tuple[type[e.RunqError], int]]] = [
     (e.FrameTooLarge, HTTP_413_REQUEST_ENTITY_TOO_LARGE),
@@ -75,7 +76,7 @@ def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Res
     parts = []
     for item in details:
         if isinstance(item, dict):
-            where = item.get("key")
+            where = ALIASES.get(str(item.get("key")), item.get("key"))
             text = str(item.get("message", ""))
             parts.append(f"{where}: {text}" if where else text)
     message = "; ".join(parts) or str(exc.detail)

@@ -42,7 +42,8 @@ class Retried(msgspec.Struct, frozen=True):
 
 class QueueInfo(msgspec.Struct, frozen=True):
     name: str
-    counts: dict[str, int]
+    counts: dict[str, int]  # jobs by state
+    paused: bool = False
 
 
 class ClaimRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

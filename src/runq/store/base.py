@@ -107,8 +107,13 @@ class Store(Protocol):
         queue: str | None = None,
         limit: int = 50,
         before: int | None = None,
+        task: str | None = None,
+        key: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[Job]:
-        """Newest first; ``before`` pages back from an id."""
+        """Newest first; ``before`` pages back from an id. Every filter given must
+        match; ``since`` and ``until`` bound the submit time."""
         ...
 
     async def counts(self) -> dict[str, dict[str, int]]:

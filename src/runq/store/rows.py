@@ -25,6 +25,28 @@ INSERT_COLUMNS: Final = (
 )
 KEY_INDEX: Final = 8  # position of the idempotency key in an insert row
 QUEUED: Final = str(JobState.QUEUED)
+
+
+def job_conditions(
+    state: JobState | None,
+    queue: str | None,
+    task: str | None,
+    key: str | None,
+    since: float | None,
+    until: float | None,
+    before: int | None,
+) -> list[tuple[str, Any]]:
+    """The filters of a job listing as (SQL condition before its parameter, value)."""
+    pairs: list[tuple[str, Any]] = [
+        ("state =", None if state is None else str(state)),
+        ("queue =", queue),
+        ("task =", task),
+        ("key =", key),
+        ("submitted_at >=", since),
+        ("submitted_at <", until),
+        ("id <", before),
+    ]
+    return [(cond, value) for cond, value in pairs if value is not None]
 SCHEDULED: Final = str(JobState.SCHEDULED)
 
 

@@ -203,25 +203,13 @@ def get(q: Queries, job_id: int, conn: sqlite3.Connection, history: bool = True)
 
 
 def list_jobs(
-    state: JobState | None,
-    queue: str | None,
-    limit: int,
-    before: int | None,
-    conn: sqlite3.Connection,
+    conditions: list[tuple[str, Any]], limit: int, conn: sqlite3.Connection
 ) -> list[Job]:
-    where, params = [], []
-    for column, value in (("state", state), ("queue", queue)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(str(value))
-    if before is not None:
-        where.append("id < ?")
-        params.append(str(before))
     sql = f"SELECT {rows.JOB_COLUMNS} FROM jobs"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
+    if conditions:
+        sql += " WHERE " + " AND ".join(f"{cond} ?" for cond, _ in conditions)
     sql += " ORDER BY id DESC LIMIT ?"
-    return [rows.job(r) for r in conn.execute(sql, (*params, limit))]
+    return [rows.job(r) for r in conn.execute(sql, (*(v for _, v in conditions), limit))]
 
 
 def counts(q: Queries, conn: sqlite3.Connection) -> dict[str, dict[str, int]]:

@@ -178,8 +178,13 @@ class SqliteStore:
         queue: str | None = None,
         limit: int = 50,
         before: int | None = None,
+        task: str | None = None,
+        key: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[Job]:
-        return await self._read(partial(ops.list_jobs, state, queue, limit, before))
+        where = rows.job_conditions(state, queue, task, key, since, until, before)
+        return await self._read(partial(ops.list_jobs, where, limit))
 
     async def counts(self) -> dict[str, dict[str, int]]:
         return await self._read(partial(ops.counts, self._q))
