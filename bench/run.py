@@ -19,7 +19,9 @@ def main() -> int:
     print("== recovery: kill -9 and SIGSTOP of a worker", flush=True)
     rc = rc or subprocess.call([sys.executable, str(HERE / "recovery.py")])
     print("== execution: Python tasks in task processes, command jobs", flush=True)
-    return rc or subprocess.call([sys.executable, str(HERE / "execution.py")])
+    rc = rc or subprocess.call([sys.executable, str(HERE / "execution.py")])
+    print("== HTTP: single and batch submits over the REST API", flush=True)
+    return rc or subprocess.call([sys.executable, str(HERE / "http.py")])
 
 
 if __name__ == "__main__":

@@ -37,6 +37,12 @@ class Unavailable(RunqError):
     code = "unavailable"
 
 
+class Conflict(RunqError):
+    """The request clashes with what is there (an id taken by someone else)."""
+
+    code = "conflict"
+
+
 class ConnectionLost(RunqError):
     code = "connection_lost"
 

@@ -81,20 +81,23 @@ async def run_broker(
     lease: float = 30.0,
     clock: Clock = system_clock,
     http: bool = False,
+    config: BrokerConfig | None = None,
 ) -> AsyncIterator[RunningBroker]:
     """A broker on 127.0.0.1 with a temporary SQLite store unless ``store_url`` is given;
-    with ``http``, also its HTTP API on a port of its own (``RunningBroker.http_url``)."""
+    with ``http``, also its HTTP API on a port of its own (``RunningBroker.http_url``).
+    ``config`` gives other broker settings (its ports and lease are these arguments')."""
     with tempfile.TemporaryDirectory(prefix="runq-test-") as tmp:
         url = store_url or f"sqlite:///{Path(tmp) / 'runq.db'}"
         store = open_store(StoreConfig(url=url))
-        config = BrokerConfig(port=port, worker_port=worker_port, lease=lease)
+        base = config or BrokerConfig()
+        config = dataclasses.replace(base, port=port, worker_port=worker_port, lease=lease)
         broker = Broker(store, config, clock=clock)
         await broker.start()
         running = RunningBroker(broker, url)
-        if http:
-            running.http = HttpServer(build_app(broker), "127.0.0.1", 0)
-            await running.http.start()
         try:
+            if http:
+                running.http = HttpServer(build_app(broker), "127.0.0.1", 0)
+                await running.http.start()
             yield running
         finally:
             await running.stop_workers()

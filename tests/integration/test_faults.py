@@ -241,6 +241,50 @@ async def test_a_report_with_an_old_fence_is_refused_after_a_requeue(
     assert rb.broker.counters["succeeded"] == 1
 
 
+async def test_a_returning_worker_hears_its_welcome_before_any_assignment(
+    rb: RunningBroker, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a worker that comes over from a broker that died, with a job it still runs,
+    and a job ready here; when a dispatch round runs while this broker is still
+    extending the worker's leases (its hello is not done), then the worker hears its
+    welcome first and its assignment after it. (An assignment ahead of the welcome made
+    the worker hang up, and the broker put the jobs it still ran back in the queue.)"""
+    job_id = await client.submit("echo", "ready")
+    store = rb.broker.store
+    real_extend = store.extend_leases
+    extending, go_on = asyncio.Event(), asyncio.Event()
+
+    async def extend_then_wait(*args: Any) -> list[int]:
+        extending.set()
+        await go_on.wait()
+        return await real_extend(*args)
+
+    monkeypatch.setattr(store, "extend_leases", extend_then_wait)
+    raw = RawWorker(*await asyncio.open_connection("127.0.0.1", rb.broker.worker_port))
+    try:
+        await raw.send(
+            m.Hello(
+                role="worker",
+                version=L.PROTOCOL_VERSION,
+                worker_id="w-back",
+                queues=["default"],
+                concurrency=1,
+                running=[(NO_SUCH_JOB, 1)],
+            )
+        )
+        await asyncio.wait_for(extending.wait(), 5)
+        await rb.broker.dispatcher._round()  # a round while the hello waits on the store
+        go_on.set()
+        async with asyncio.timeout(5):
+            while not raw.received:
+                raw.received += raw.decoder.feed(await raw.reader.read(65536))
+        assert isinstance(raw.received[0], m.Welcome), raw.received
+        assert (await raw.expect(m.CancelJobs)).ids == [NO_SUCH_JOB]  # it holds it no more
+        assert (await raw.assignment()).id == job_id
+    finally:
+        await raw.close()
+
+
 # -- retries and the dead-letter set ------------------------------------------------------
 
 

@@ -313,7 +313,7 @@ async def test_claim_marks_the_job_running_for_the_worker(store: Store, clock: F
     )
     now = clock.advance(2)
     (a,) = await store.claim("w1", ["default"], 10, now, now + LEASE)
-    assert a == Assignment(job_id, 1, "echo", ["hi"], {"k": 1}, 1, 4, 3.0)
+    assert a == Assignment(job_id, 1, "echo", ["hi"], {"k": 1}, 1, 4, 3.0, "default")
 
     job = await store.get(job_id)
     assert job is not None

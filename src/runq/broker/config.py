@@ -24,3 +24,4 @@ class BrokerConfig:
     grace: float = 30.0  # seconds `quit` waits for the reports of running jobs
     retention: float | None = 7 * 86400.0  # seconds finished jobs are kept (None: always)
     purge_every: float = 10.0  # seconds between purges of finished jobs
+    max_claim_wait: float = 30.0  # most seconds an HTTP worker's claim waits for a job

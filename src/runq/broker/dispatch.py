@@ -119,10 +119,13 @@ class Dispatcher:
         return [q for q in queues if q not in paused]
 
     def _hungry(self) -> list[WorkerSession]:
+        # A session is registered before its hello is done (its running jobs' leases are
+        # being extended): nothing may reach the worker ahead of its welcome.
         return [
             s
             for s in self.sessions.values()
             if s.free > 0
+            and s.conn.greeted
             and not (s.closed or s.draining or self.paused)
             and any(q not in self._empty for q in self.open_queues(s.queues))
         ]
@@ -159,4 +162,4 @@ class Dispatcher:
             self.broker.spawn(self.broker.requeue_worker(session.id))
             return
         session.assign(jobs)
-        self.broker.count_started(len(jobs))
+        self.broker.count_started(jobs)

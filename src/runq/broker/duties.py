@@ -36,6 +36,8 @@ class Duties:
             return 0
         log.warning("leases expired: %d job(s) taken back", len(requeued.holders))
         self.broker.counters["lease_expiries"] += len(requeued.holders)
+        self.broker.metrics.lease_expiries.inc(len(requeued.holders))
+        self.broker.metrics.forget(job_id for job_id, _ in requeued.holders)
         by_worker: dict[str, list[int]] = {}
         for job_id, worker_id in requeued.holders:
             by_worker.setdefault(worker_id, []).append(job_id)

@@ -50,6 +50,15 @@ async def workers(broker: Broker, conn: Connection, msg: m.ListWorkers) -> None:
     conn.send(m.WorkerList(msg.req, await broker.cluster.workers()))
 
 
+async def queues(broker: Broker, conn: Connection, msg: m.ListQueues) -> None:
+    conn.send(m.QueueList(msg.req, await ops.queues(broker)))
+
+
+async def pause(broker: Broker, conn: Connection, msg: m.PauseQueue) -> None:
+    await ops.pause_queue(broker, msg.queue, msg.paused)
+    conn.send(m.QueueList(msg.req, [q for q in await ops.queues(broker) if q.name == msg.queue]))
+
+
 # -- worker port ------------------------------------------------------------------------
 
 
@@ -86,6 +95,7 @@ async def release(broker: Broker, conn: Connection, msg: m.Release) -> None:
     assert session is not None
     for job_id, _ in msg.running:
         session.inflight.pop(job_id, None)
+    broker.metrics.forget(job_id for job_id, _ in msg.running)
     queues = await broker.store.release(session.id, msg.running, broker.clock())
     conn.send(m.Reported(msg.seq))
     if queues:
@@ -107,6 +117,8 @@ CLIENT_HANDLERS: dict[type, Handler] = {
     m.Retry: retry,
     m.GetStats: stats,
     m.ListWorkers: workers,
+    m.ListQueues: queues,
+    m.PauseQueue: pause,
 }
 
 WORKER_HANDLERS: dict[type, Handler] = {

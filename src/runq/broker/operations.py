@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from runq.errors import ProtocolError, Unavailable, UnknownJob
 from runq.model import Assignment, Job, JobSpec, JobState, Outcome
+from runq.protocol import messages as m
 from runq.store.base import ReportResult
 
 if TYPE_CHECKING:
@@ -22,7 +24,9 @@ RECHECK_EVERY = 1.0  # seconds: a long-polling claim looks at the store at least
 async def submit(broker: Broker, specs: Sequence[JobSpec]) -> list[int]:
     if not broker.accepting:
         raise Unavailable("the broker is shutting down; submit to another broker or retry")
+    began = time.perf_counter()
     ids = await broker.store.submit_many(specs, broker.clock())
+    broker.metrics.on_submit(specs, time.perf_counter() - began)
     broker.counters["submitted"] += len(ids)
     broker.activity.add("submitted", len(ids), broker.clock())
     broker.dispatcher.wake({spec.queue for spec in specs})
@@ -51,6 +55,7 @@ async def cancel(broker: Broker, job_id: int) -> Job:
     if before.state is JobState.RUNNING and before.worker is not None:
         broker.stop_running(before.worker, [before.id])
     broker.counters["cancelled"] += 1
+    broker.metrics.on_cancel(before.id, before.queue, before.task)
     broker.job_finished([before.id])
     return await get(broker, job_id)
 
@@ -91,7 +96,7 @@ async def claim(
             jobs = await broker.store.claim(worker, open_queues, limit, now, lease_until)
         left = deadline - loop.time()
         if jobs or left <= 0 or not broker.accepting:
-            broker.count_started(len(jobs))
+            broker.count_started(jobs)
             return jobs
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(signal, min(left, RECHECK_EVERY))
@@ -101,6 +106,13 @@ async def heartbeat(broker: Broker, worker: str, running: Sequence[tuple[int, in
     """Extend the leases of jobs a pulling worker runs; return those it no longer holds."""
     lease_until = broker.clock() + broker.config.lease
     return await broker.store.extend_leases(worker, running, lease_until)
+
+
+async def queues(broker: Broker) -> list[m.QueueInfo]:
+    """Every queue with jobs or paused, by name, with its job counts by state."""
+    counts = await broker.store.counts()
+    paused = broker.paused_queues
+    return [m.QueueInfo(n, counts.get(n, {}), n in paused) for n in sorted(set(counts) | paused)]
 
 
 async def pause_queue(broker: Broker, queue: str, paused: bool) -> None:

@@ -10,6 +10,8 @@ import time
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
+import msgspec
+
 from runq.broker import handlers
 from runq.broker.activity import Activity
 from runq.broker.cluster import Cluster
@@ -17,9 +19,10 @@ from runq.broker.config import BrokerConfig
 from runq.broker.connection import Connection, Handler
 from runq.broker.dispatch import Dispatcher, WorkerSession
 from runq.broker.duties import Duties
+from runq.broker.metrics import Metrics
 from runq.clock import Clock, system_clock
 from runq.errors import AuthError, ProtocolError, RunqError, UnknownJob
-from runq.model import Job, JobState, Outcome
+from runq.model import Assignment, Job, JobState, Outcome
 from runq.protocol import limits as L
 from runq.protocol import messages as m
 from runq.store.base import ReportResult, Store
@@ -47,6 +50,7 @@ class Broker:
         }
         self.counters: collections.Counter[str] = collections.Counter()
         self.activity = Activity()
+        self.metrics = Metrics()
         self.paused_queues: set[str] = set()  # queues whose jobs are not dispatched
         self.started_at = clock()
         self.stopping = False
@@ -164,6 +168,7 @@ class Broker:
 
     def worker_gone(self, session: WorkerSession) -> None:
         session.closed = True
+        self.metrics.forget(session.inflight)
         if self.dispatcher.sessions.get(session.id) is session:
             del self.dispatcher.sessions[session.id]
         log.info("worker %s disconnected", session.id)
@@ -184,14 +189,16 @@ class Broker:
         if session is not None:
             for job_id in ids:
                 session.inflight.pop(job_id, None)
-            session.conn.send(m.CancelJobs(list(ids)))
+            if session.conn.greeted:  # else its next heartbeat hears of it, after welcome
+                session.conn.send(m.CancelJobs(list(ids)))
             self.dispatcher.wake()
 
     # -- completion and waiting --------------------------------------------------------
 
-    def count_started(self, n: int) -> None:
-        self.counters["started"] += n
-        self.activity.add("started", n, self.clock())
+    def count_started(self, jobs: list[Assignment]) -> None:
+        self.counters["started"] += len(jobs)
+        self.activity.add("started", len(jobs), self.clock())
+        self.metrics.on_start(jobs)
 
     def count_report(self, outcomes: Sequence[Outcome], res: ReportResult) -> None:
         accepted = set(res.accepted)
@@ -202,6 +209,8 @@ class Broker:
         self.activity.add("succeeded", ok, now)
         self.activity.add("failed", len(accepted) - ok, now)
         self.counters["stale_reports"] += len(res.stale)
+        self.metrics.stale_reports.inc(len(res.stale))
+        self.metrics.on_report(outcomes, accepted, set(res.finished))
         if res.stale:
             log.warning("refused %d stale report(s): %s", len(res.stale), res.stale[:10])
         if res.finished:
@@ -305,6 +314,7 @@ class Broker:
             "throughput": round(self.throughput(), 1),
             "stale_reports": self.counters["stale_reports"],
             "warnings": await self.store.warnings(),
+            "activity": [msgspec.to_builtins(p) for p in self.activity.series(self.clock())],
             "since_start": dict(self.counters),
             "uptime": round(self.clock() - self.started_at, 1),
         }

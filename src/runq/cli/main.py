@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from runq.cli import admin, bench, jobs, migrate, serve
+from runq.cli import admin, bench, jobs, migrate, queues, serve, top
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -31,6 +31,8 @@ for command in (
     jobs.list_jobs,
     admin.workers,
     admin.stats,
+    queues.queue,
+    top.top,
     bench.bench,
     migrate.migrate,
 ):

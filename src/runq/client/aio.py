@@ -357,3 +357,23 @@ class AsyncClient:
         reply = await self._call(lambda req: m.ListWorkers(req))
         workers: builtins.list[m.WorkerInfo] = reply.workers
         return workers
+
+    async def queues(self) -> builtins.list[m.QueueInfo]:
+        """Every queue with jobs (or paused): its job counts by state, and whether it is
+        paused."""
+        reply = await self._call(lambda req: m.ListQueues(req))
+        queues: builtins.list[m.QueueInfo] = reply.queues
+        return queues
+
+    async def pause(self, queue: str) -> m.QueueInfo:
+        """Stop dispatching the jobs of ``queue`` (submits still go in)."""
+        return await self._pause(queue, True)
+
+    async def resume(self, queue: str) -> m.QueueInfo:
+        """Dispatch the jobs of ``queue`` again."""
+        return await self._pause(queue, False)
+
+    async def _pause(self, queue: str, paused: bool) -> m.QueueInfo:
+        reply = await self._call(lambda req: m.PauseQueue(req, queue, paused))
+        found: m.QueueInfo = reply.queues[0]
+        return found

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from runq.client.aio import AsyncClient
 from runq.model import Job, JobSpec
-from runq.protocol.messages import WorkerInfo
+from runq.protocol.messages import QueueInfo, WorkerInfo
 
 T = TypeVar("T")
 
@@ -82,3 +82,12 @@ class Client:
 
     def workers(self) -> builtins.list[WorkerInfo]:
         return self._run(self._aio.workers())
+
+    def queues(self) -> builtins.list[QueueInfo]:
+        return self._run(self._aio.queues())
+
+    def pause(self, queue: str) -> QueueInfo:
+        return self._run(self._aio.pause(queue))
+
+    def resume(self, queue: str) -> QueueInfo:
+        return self._run(self._aio.resume(queue))

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter, QueryParameter
 
-from runq.broker import Broker
 from runq.broker import operations as ops
 from runq.broker.activity import KEEP, Point
 from runq.model import Job, JobState
@@ -16,43 +15,51 @@ from runq.model.spec import JobSpec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
 
-from .schemas import JobPage, QueueInfo, Retried, RetryFailed, SubmitBatch, Submitted
-
-JobIdParam = Annotated[int, Parameter(ge=1, le=2**62, description="a job id")]
+from .deps import BrokerDep, JobIdParam
+from .errors import ERRORS
+from .schemas import JobPage, Retried, RetryFailed, SubmitBatch, Submitted, storable
 
 
 class Jobs(Controller):
     path = "/jobs"
     tags = ["jobs"]
 
-    @post("/", summary="Submit one job", status_code=201)
-    async def submit(self, broker: Broker, data: JobSpec) -> Job:
+    @post("/", summary="Submit one job", status_code=201, responses=ERRORS)
+    async def submit(self, broker: BrokerDep, data: JSONBody[JobSpec]) -> Job:
+        storable(data, "the job")
         [job_id] = await ops.submit(broker, [data])
         return await ops.get(broker, job_id)
 
-    @post("/batch", summary="Submit many jobs in one transaction", status_code=201)
-    async def submit_batch(self, broker: Broker, data: SubmitBatch) -> Submitted:
+    @post(
+        "/batch", summary="Submit many jobs in one transaction", status_code=201, responses=ERRORS
+    )
+    async def submit_batch(self, broker: BrokerDep, data: JSONBody[SubmitBatch]) -> Submitted:
+        storable(data, "the batch")
         return Submitted(await ops.submit(broker, data.jobs))
 
-    @get("/{job_id:int}", summary="One job: state, args, result, error and attempts")
-    async def one(self, broker: Broker, job_id: JobIdParam) -> Job:
+    @get(
+        "/{job_id:int}",
+        summary="One job: state, args, result, error and attempts",
+        responses=ERRORS,
+    )
+    async def one(self, broker: BrokerDep, job_id: JobIdParam) -> Job:
         return await ops.get(broker, job_id)
 
-    @get("/", summary="Jobs, newest first, a page at a time")
+    @get("/", summary="Jobs, newest first, a page at a time", responses=ERRORS)
     async def list(
         self,
-        broker: Broker,
+        broker: BrokerDep,
         job_state: Annotated[
-            JobState | None, Parameter(query="state", description="only jobs in this state")
+            JobState | None, QueryParameter(name="state", description="only jobs in this state")
         ] = None,
         queue: Annotated[str | None, Parameter(max_length=200)] = None,
         task: Annotated[str | None, Parameter(max_length=200)] = None,
         key: Annotated[str | None, Parameter(max_length=200, description="idempotency key")] = None,
         since: Annotated[
-            float | None, Parameter(ge=0, le=2**40, description="submitted at or after (epoch s)")
+            float | None, Parameter(le=2**40, description="submitted at or after (epoch s)")
         ] = None,
         until: Annotated[
-            float | None, Parameter(ge=0, le=2**40, description="submitted before (epoch s)")
+            float | None, Parameter(le=2**40, description="submitted before (epoch s)")
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=L.MAX_LIST)] = 50,
         cursor: Annotated[
@@ -66,63 +73,92 @@ class Jobs(Controller):
         more = len(found) > limit
         return JobPage(jobs, jobs[-1].id if more and jobs else None)
 
-    @post("/{job_id:int}/cancel", summary="Cancel a job that has not finished", status_code=200)
-    async def cancel(self, broker: Broker, job_id: JobIdParam) -> Job:
+    @post(
+        "/{job_id:int}/cancel",
+        summary="Cancel a job that has not finished",
+        status_code=200,
+        responses=ERRORS,
+    )
+    async def cancel(self, broker: BrokerDep, job_id: JobIdParam) -> Job:
         return await ops.cancel(broker, job_id)
 
-    @post("/{job_id:int}/retry", summary="Queue a failed job again", status_code=200)
-    async def retry(self, broker: Broker, job_id: JobIdParam) -> Job:
+    @post(
+        "/{job_id:int}/retry", summary="Queue a failed job again", status_code=200, responses=ERRORS
+    )
+    async def retry(self, broker: BrokerDep, job_id: JobIdParam) -> Job:
         await ops.retry(broker, job_id, None)
         return await ops.get(broker, job_id)
 
-    @post("/retry-failed", summary="Queue every failed job (of one queue) again", status_code=200)
-    async def retry_failed(self, broker: Broker, data: RetryFailed) -> Retried:
+    @post(
+        "/retry-failed",
+        summary="Queue every failed job (of one queue) again",
+        status_code=200,
+        responses=ERRORS,
+    )
+    async def retry_failed(self, broker: BrokerDep, data: JSONBody[RetryFailed]) -> Retried:
         return Retried(await ops.retry(broker, None, data.queue))
 
 
-@get("/stats", tags=["cluster"], summary="Counts, throughput and warnings")
-async def stats(broker: Broker) -> dict[str, Any]:
+@get("/stats", tags=["cluster"], summary="Counts, throughput and warnings", responses=ERRORS)
+async def stats(broker: BrokerDep) -> dict[str, Any]:
     return await broker.stats()
 
 
-@get("/workers", tags=["cluster"], summary="Every worker of every broker on the store")
-async def workers(broker: Broker) -> list[m.WorkerInfo]:
+@get(
+    "/workers",
+    tags=["cluster"],
+    summary="Every worker of every broker on the store",
+    responses=ERRORS,
+)
+async def workers(broker: BrokerDep) -> list[m.WorkerInfo]:
     return await broker.cluster.workers()
 
 
-@get("/queues", tags=["queues"], summary="Every queue with its job counts by state")
-async def queues(broker: Broker) -> list[QueueInfo]:
-    counts = await broker.store.counts()
-    names = sorted(set(counts) | broker.paused_queues)
-    return [QueueInfo(n, counts.get(n, {}), n in broker.paused_queues) for n in names]
+@get(
+    "/queues", tags=["queues"], summary="Every queue with its job counts by state", responses=ERRORS
+)
+async def queues(broker: BrokerDep) -> list[m.QueueInfo]:
+    return await ops.queues(broker)
 
 
 QueueName = Annotated[str, Parameter(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
 
 
 @post(
-    "/queues/{name:str}/pause", tags=["queues"], summary="Stop dispatching a queue", status_code=200
+    "/queues/{name:str}/pause",
+    tags=["queues"],
+    summary="Stop dispatching a queue",
+    status_code=200,
+    responses=ERRORS,
 )
-async def pause(broker: Broker, name: QueueName) -> QueueInfo:
-    await ops.pause_queue(broker, name, True)
-    return QueueInfo(name, (await broker.store.counts()).get(name, {}), True)
+async def pause(broker: BrokerDep, name: QueueName) -> m.QueueInfo:
+    return await _pause(broker, name, True)
 
 
 @post(
-    "/queues/{name:str}/resume", tags=["queues"], summary="Dispatch a queue again", status_code=200
+    "/queues/{name:str}/resume",
+    tags=["queues"],
+    summary="Dispatch a queue again",
+    status_code=200,
+    responses=ERRORS,
 )
-async def resume(broker: Broker, name: QueueName) -> QueueInfo:
-    await ops.pause_queue(broker, name, False)
-    return QueueInfo(name, (await broker.store.counts()).get(name, {}), False)
+async def resume(broker: BrokerDep, name: QueueName) -> m.QueueInfo:
+    return await _pause(broker, name, False)
+
+
+async def _pause(broker: BrokerDep, name: str, paused: bool) -> m.QueueInfo:
+    await ops.pause_queue(broker, name, paused)
+    return m.QueueInfo(name, (await broker.store.counts()).get(name, {}), paused)
 
 
 @get(
     "/activity",
     tags=["cluster"],
     summary="Jobs submitted, started, succeeded and failed per minute",
+    responses=ERRORS,
 )
 async def activity(
-    broker: Broker, minutes: Annotated[int, Parameter(ge=1, le=KEEP)] = KEEP
+    broker: BrokerDep, minutes: Annotated[int, Parameter(ge=1, le=KEEP)] = KEEP
 ) -> list[Point]:
     return broker.activity.series(broker.clock(), minutes)
 

@@ -6,6 +6,7 @@ Every error body is ``{"error": {"code": "...", "message": "..."}}``.
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any, Final
 
 import msgspec
@@ -15,6 +16,7 @@ from litestar.exceptions import (
     NotFoundException,
     ValidationException,
 )
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
@@ -49,6 +51,7 @@ STATUS: Final[list[tuple[type[e.RunqError], int]]] = [
     (e.IllegalTransition, HTTP_409_CONFLICT),
     (e.StaleFence, HTTP_409_CONFLICT),
     (e.JobError, HTTP_409_CONFLICT),
+    (e.Conflict, HTTP_409_CONFLICT),
     (e.TaskError, HTTP_422_UNPROCESSABLE_ENTITY),
     (e.ConfigError, HTTP_400_BAD_REQUEST),
     (e.Unavailable, HTTP_503_SERVICE_UNAVAILABLE),
@@ -90,7 +93,10 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorR
     if isinstance(exc, NotFoundException):
         return error_response(status, "not_found", "no such page or resource")
     code = e.ProtocolError.code if status < 500 else "internal_error"
-    return error_response(status, code, str(exc.detail))
+    reply = error_response(status, code, str(exc.detail))
+    if exc.headers:  # e.g. Allow on 405
+        reply.headers.update(exc.headers)
+    return reply
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorReply]:
@@ -104,3 +110,14 @@ HANDLERS: Final[dict[type[Exception] | int, Any]] = {
     HTTPException: http_error,
     HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
 }
+
+
+def documented(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error replies a route may give."""
+    return {
+        status: ResponseSpec(ErrorReply, description=HTTPStatus(status).phrase)
+        for status in statuses
+    }
+
+
+ERRORS: Final = documented(400, 404, 409, 413, 422, 503)

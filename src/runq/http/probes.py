@@ -7,21 +7,28 @@ from typing import Any
 import msgspec
 from litestar import get
 
-from runq.broker import Broker
 from runq.errors import RunqError, StoreError, Unavailable
+
+from .deps import BrokerDep
+from .errors import documented
 
 
 class Health(msgspec.Struct, frozen=True):
     status: str
 
 
-@get("/health", tags=["probes"], summary="The broker is alive")
+@get("/health", tags=["probes"], summary="The broker is alive", responses=documented(503))
 async def health() -> Health:
     return Health("ok")
 
 
-@get("/ready", tags=["probes"], summary="The broker takes work and its store answers")
-async def ready(broker: Broker) -> Health:
+@get(
+    "/ready",
+    tags=["probes"],
+    summary="The broker takes work and its store answers",
+    responses=documented(503),
+)
+async def ready(broker: BrokerDep) -> Health:
     if not broker.accepting:
         raise Unavailable("the broker is shutting down")
     try:

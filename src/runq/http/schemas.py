@@ -11,12 +11,26 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from runq.errors import ProtocolError
 from runq.model import Job
 from runq.model.spec import JobSpec, Name
 from runq.protocol import limits as L
 
-Wait = Annotated[float, Meta(ge=0, le=60)]
-Fence = Annotated[int, Meta(ge=0, le=2**62)]
+_encoder = msgspec.msgpack.Encoder()
+
+
+def storable(value: object, what: str) -> None:
+    """Refuse JSON the store cannot keep: integers beyond 64 bits (JSON has no bound)."""
+    try:
+        _encoder.encode(value)
+    except OverflowError:
+        raise ProtocolError(
+            f"{what} holds an integer beyond 64 bits; send such numbers as strings"
+        ) from None
+
+
+Wait = Annotated[float, Meta(ge=0, le=60)]  # the broker waits at most its max_claim_wait
+Fence = Annotated[int, Meta(ge=0, le=2**53 - 1)]
 
 
 class SubmitBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -38,12 +52,6 @@ class RetryFailed(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class Retried(msgspec.Struct, frozen=True):
     ids: list[int]
-
-
-class QueueInfo(msgspec.Struct, frozen=True):
-    name: str
-    counts: dict[str, int]  # jobs by state
-    paused: bool = False
 
 
 class ClaimRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -30,6 +30,7 @@ class HttpServer:
         self.port = port
         self._server: _InLoopServer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sock: socket.socket | None = None
 
     async def start(self) -> None:
         """Bind now (so a port in use fails here, and port 0 is known), then serve."""
@@ -44,6 +45,7 @@ class HttpServer:
         sock.listen(1024)
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
+        self._sock = sock  # uvicorn serves a copy on uvloop: this one is closed by stop()
         config = uvicorn.Config(
             self.app,
             loop="none",
@@ -59,6 +61,7 @@ class HttpServer:
         while not self._server.started and not self._task.done():
             await asyncio.sleep(0.01)
         if self._task.done():
+            sock.close()
             self._task.result()  # raises what stopped it
         log.info("HTTP API and dashboard on http://%s:%d/", self.host, self.port)
 
@@ -66,6 +69,10 @@ class HttpServer:
         if self._server is None or self._task is None:
             return
         self._server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._server = None
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        finally:
+            self._server = None
+            if self._sock is not None:
+                self._sock.close()

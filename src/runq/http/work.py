@@ -4,25 +4,33 @@ any language; see examples/http-worker.sh."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, Response, post
-from litestar.params import Parameter
+from litestar.openapi import ResponseSpec
+from litestar.params import JSONBody
 
-from runq.broker import Broker
 from runq.broker import operations as ops
-from runq.errors import ConfigError, StaleFence
+from runq.errors import Conflict, StaleFence
 from runq.model import ErrorInfo, Outcome
 from runq.protocol import limits as L
 
-from .schemas import Claimed, ClaimRequest, Complete, Failure, Lease, Leased, Reported, WorkItem
+from .deps import BrokerDep, JobIdParam
+from .errors import ERRORS
+from .schemas import (
+    Claimed,
+    ClaimRequest,
+    Complete,
+    Failure,
+    Lease,
+    Leased,
+    Reported,
+    WorkItem,
+    storable,
+)
 
-JobIdParam = Annotated[int, Parameter(ge=1, le=2**62, description="a job id")]
 
-
-def _check_worker(broker: Broker, worker: str) -> None:
+def _check_worker(broker: BrokerDep, worker: str) -> None:
     if worker in broker.dispatcher.sessions:
-        raise ConfigError(f"worker id {worker!r} belongs to a connected native worker")
+        raise Conflict(f"worker id {worker!r} belongs to a connected native worker")
 
 
 class Work(Controller):
@@ -33,11 +41,15 @@ class Work(Controller):
         "/claim",
         summary="Claim ready jobs, waiting up to `wait` seconds; 204 when there is none",
         status_code=200,
+        responses={**ERRORS, 204: ResponseSpec(None, description="No job became ready in time")},
     )
-    async def claim(self, broker: Broker, data: ClaimRequest) -> Response[Claimed | None]:
+    async def claim(
+        self, broker: BrokerDep, data: JSONBody[ClaimRequest]
+    ) -> Response[Claimed | None]:
         _check_worker(broker, data.worker)
         queues = list(dict.fromkeys(data.queues))[: L.MAX_QUEUES]
-        jobs = await ops.claim(broker, data.worker, queues, data.limit, data.wait)
+        wait = min(data.wait, broker.config.max_claim_wait)
+        jobs = await ops.claim(broker, data.worker, queues, data.limit, wait)
         if not jobs:
             return Response(None, status_code=204)
         lease_until = broker.clock() + broker.config.lease
@@ -57,8 +69,15 @@ class Work(Controller):
         ]
         return Response(Claimed(items))
 
-    @post("/{job_id:int}/heartbeat", summary="Extend the lease of a running job", status_code=200)
-    async def heartbeat(self, broker: Broker, job_id: JobIdParam, data: Lease) -> Leased:
+    @post(
+        "/{job_id:int}/heartbeat",
+        summary="Extend the lease of a running job",
+        status_code=200,
+        responses=ERRORS,
+    )
+    async def heartbeat(
+        self, broker: BrokerDep, job_id: JobIdParam, data: JSONBody[Lease]
+    ) -> Leased:
         lost = await ops.heartbeat(broker, data.worker, [(job_id, data.fence)])
         if lost:
             raise StaleFence(
@@ -67,8 +86,16 @@ class Work(Controller):
             )
         return Leased(job_id, broker.clock() + broker.config.lease)
 
-    @post("/{job_id:int}/complete", summary="Report a job's success and result", status_code=200)
-    async def complete(self, broker: Broker, job_id: JobIdParam, data: Complete) -> Reported:
+    @post(
+        "/{job_id:int}/complete",
+        summary="Report a job's success and result",
+        status_code=200,
+        responses=ERRORS,
+    )
+    async def complete(
+        self, broker: BrokerDep, job_id: JobIdParam, data: JSONBody[Complete]
+    ) -> Reported:
+        storable(data.result, "the result")
         outcome = Outcome(job_id, data.fence, True, data.result)
         return await _report(broker, data.worker, outcome)
 
@@ -76,14 +103,17 @@ class Work(Controller):
         "/{job_id:int}/fail",
         summary="Report a failed attempt",
         status_code=200,
+        responses=ERRORS,
     )
-    async def fail(self, broker: Broker, job_id: JobIdParam, data: Failure) -> Reported:
+    async def fail(
+        self, broker: BrokerDep, job_id: JobIdParam, data: JSONBody[Failure]
+    ) -> Reported:
         error = ErrorInfo(data.code, data.message, data.retryable, data.traceback)
         outcome = Outcome(job_id, data.fence, False, error=error)
         return await _report(broker, data.worker, outcome)
 
 
-async def _report(broker: Broker, worker: str, outcome: Outcome) -> Reported:
+async def _report(broker: BrokerDep, worker: str, outcome: Outcome) -> Reported:
     res = await ops.report(broker, worker, [outcome])
     if not res.accepted:
         raise StaleFence(

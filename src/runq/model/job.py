@@ -108,6 +108,7 @@ class Assignment(msgspec.Struct, frozen=True, array_like=True):
     attempt: int
     max_attempts: int
     timeout: float | None = None
+    queue: str = ""  # the job's queue (for the broker's figures; workers need not look)
 
 
 class Outcome(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):

@@ -98,6 +98,18 @@ class ListWorkers(Base, frozen=True, tag="workers"):
     req: ReqId
 
 
+class ListQueues(Base, frozen=True, tag="queues"):
+    req: ReqId
+
+
+class PauseQueue(Base, frozen=True, tag="pause"):
+    """Stop (``paused`` true) or start again dispatching the jobs of ``queue``."""
+
+    req: ReqId
+    queue: Name
+    paused: bool
+
+
 # -- replies to clients -----------------------------------------------------------------
 
 
@@ -153,6 +165,17 @@ class StatsReply(Base, frozen=True, tag="statsreply"):
     stats: dict[str, Any]
 
 
+class QueueInfo(msgspec.Struct, frozen=True):
+    name: str
+    counts: dict[str, int]  # jobs by state
+    paused: bool = False
+
+
+class QueueList(Base, frozen=True, tag="queuelist"):
+    req: int
+    queues: list[QueueInfo]
+
+
 # -- worker port ------------------------------------------------------------------------
 
 
@@ -195,8 +218,19 @@ class CancelJobs(Base, frozen=True, tag="canceljobs"):
     ids: list[int]
 
 
-ClientRequest = Submit | Get | Wait | ListJobs | Cancel | Retry | GetStats | ListWorkers
-ClientReply = Submitted | Retried | JobReply | JobList | WorkerList | StatsReply | Error
+ClientRequest = (
+    Submit
+    | Get
+    | Wait
+    | ListJobs
+    | Cancel
+    | Retry
+    | GetStats
+    | ListWorkers
+    | ListQueues
+    | PauseQueue
+)
+ClientReply = Submitted | Retried | JobReply | JobList | WorkerList | StatsReply | QueueList | Error
 WorkerMessage = Report | Heartbeat | Drain | Release | Status
 BrokerToWorker = Assign | Reported | CancelJobs | Error
 
@@ -212,6 +246,7 @@ ALL_TAGS: Final = frozenset(
         *(Hello, Welcome, Error, Submit, Get, Wait, ListJobs, Cancel, GetStats, ListWorkers),
         *(Submitted, JobReply, JobList, WorkerList, StatsReply, Assign, Report, Reported),
         *(Heartbeat, CancelJobs, Retry, Retried, Drain, Release, Status),
+        *(ListQueues, PauseQueue, QueueList),
     )
 )
 
@@ -232,9 +267,13 @@ __all__ = [
     "JobReply",
     "JobSpec",
     "ListJobs",
+    "ListQueues",
     "ListWorkers",
     "Outcome",
+    "PauseQueue",
     "ProcInfo",
+    "QueueInfo",
+    "QueueList",
     "Release",
     "Report",
     "Reported",

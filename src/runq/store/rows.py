@@ -47,6 +47,8 @@ def job_conditions(
         ("id <", before),
     ]
     return [(cond, value) for cond, value in pairs if value is not None]
+
+
 SCHEDULED: Final = str(JobState.SCHEDULED)
 
 
@@ -68,8 +70,10 @@ def insert_row(s: JobSpec, now: float) -> tuple[Any, ...]:
 
 
 def assignment(r: tuple[Any, ...]) -> Assignment:
+    """From (id, fence, task, args, attempts, max_attempts, timeout, priority, run_at,
+    queue)."""
     args, kwargs = dec.decode(r[3])
-    return Assignment(r[0], r[1], r[2], args, kwargs, r[4], r[5], r[6])
+    return Assignment(r[0], r[1], r[2], args, kwargs, r[4], r[5], r[6], r[9])
 
 
 def job(r: tuple[Any, ...], history: list[AttemptInfo] | None = None) -> Job:

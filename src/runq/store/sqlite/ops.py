@@ -202,9 +202,7 @@ def get(q: Queries, job_id: int, conn: sqlite3.Connection, history: bool = True)
     return rows.job(row, attempts)
 
 
-def list_jobs(
-    conditions: list[tuple[str, Any]], limit: int, conn: sqlite3.Connection
-) -> list[Job]:
+def list_jobs(conditions: list[tuple[str, Any]], limit: int, conn: sqlite3.Connection) -> list[Job]:
     sql = f"SELECT {rows.JOB_COLUMNS} FROM jobs"
     if conditions:
         sql += " WHERE " + " AND ".join(f"{cond} ?" for cond, _ in conditions)

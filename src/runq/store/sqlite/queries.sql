@@ -30,14 +30,14 @@ SET state = 'running', worker = ?, fence = fence + 1, attempts = attempts + 1,
     lease_until = ?, started_at = ?, finished_at = NULL
 WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND queue = ?
              ORDER BY priority DESC, run_at, id LIMIT ?)
-RETURNING id, fence, task, args, attempts, max_attempts, timeout, priority, run_at;
+RETURNING id, fence, task, args, attempts, max_attempts, timeout, priority, run_at, queue;
 
 -- name: claim_ids
 UPDATE jobs
 SET state = 'running', worker = ?, fence = fence + 1, attempts = attempts + 1,
     lease_until = ?, started_at = ?, finished_at = NULL
 WHERE state = 'queued' AND id IN (SELECT value FROM json_each(?))
-RETURNING id, fence, task, args, attempts, max_attempts, timeout, priority, run_at;
+RETURNING id, fence, task, args, attempts, max_attempts, timeout, priority, run_at, queue;
 
 -- name: attempt_started
 INSERT INTO attempts (job_id, fence, attempt, worker, started_at) VALUES (?, ?, ?, ?, ?);

@@ -1,0 +1,53 @@
+"""The OpenAPI document, with every body's schema written by msgspec itself.
+
+Litestar writes the paths; msgspec, which checks the bodies, writes their schemas, so
+the document states exactly what is accepted: unknown fields refused, exclusive bounds,
+the pattern of every name in a list.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+from litestar import Litestar
+
+from runq.broker.activity import Point
+from runq.model import Job, JobSpec
+from runq.protocol import messages as m
+
+from . import schemas as s
+from .errors import ErrorReply
+from .probes import Health
+
+BODIES: Final[tuple[type[msgspec.Struct], ...]] = (
+    JobSpec,
+    Job,
+    s.SubmitBatch,
+    s.Submitted,
+    s.JobPage,
+    s.RetryFailed,
+    s.Retried,
+    m.QueueInfo,
+    s.ClaimRequest,
+    s.Claimed,
+    s.WorkItem,
+    s.Lease,
+    s.Leased,
+    s.Complete,
+    s.Failure,
+    s.Reported,
+    ErrorReply,
+    Health,
+    Point,
+    m.WorkerInfo,
+)
+
+
+def document(app: Litestar) -> dict[str, Any]:
+    doc: dict[str, Any] = app.openapi_schema.to_schema()
+    _, components = msgspec.json.schema_components(
+        BODIES, ref_template="#/components/schemas/{name}"
+    )
+    doc.setdefault("components", {}).setdefault("schemas", {}).update(components)
+    return doc

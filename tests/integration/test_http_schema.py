@@ -1,0 +1,54 @@
+"""Schemathesis against the broker's own OpenAPI document: generated requests (valid
+and invalid) never get a server error, and every answer matches the document."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from runq.broker import BrokerConfig
+from runq.testing import run_broker
+
+ST = Path(sys.executable).with_name("st")
+
+
+async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(tmp_path: Path) -> None:
+    assert ST.exists() or shutil.which("st"), "schemathesis is a test dependency"
+    # Given: a broker with HTTP whose long-polling claims give up quickly.
+    config = BrokerConfig(max_claim_wait=0.1)
+    async with run_broker(http=True, config=config) as rb:
+        await rb.add_worker(concurrency=2)
+        # When: schemathesis sends examples, boundary cases and fuzzed requests.
+        proc = await asyncio.create_subprocess_exec(
+            str(ST),
+            "run",
+            f"{rb.http_url}/api/v1/openapi.json",
+            "--checks",
+            "all",
+            # OPTIONS answers come from the framework, not from runq's document
+            "--exclude-checks",
+            "allow_header_conformance",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "40",
+            "--workers",
+            "2",
+            "--seed",
+            "20261130",
+            "--request-timeout",
+            "10",
+            cwd=tmp_path,
+            env={**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 240)
+        # Then: it found nothing, and the store is still readable.
+        text = out.decode(errors="replace")
+        assert proc.returncode == 0, text[-6000:]
+        assert "Server error" not in text
+        assert await rb.broker.store.get(0) is None
