@@ -94,6 +94,28 @@ async def test_a_job_submitted_on_a_runs_on_a_worker_of_b_and_wait_on_a_returns(
     assert a.broker.dispatcher.sessions == {}  # A has no worker: B ran everything
 
 
+async def test_a_queue_paused_on_a_stops_on_b_and_resumes_there_too(
+    pair: tuple[RunningBroker, RunningBroker],
+) -> None:
+    # Given: a worker on B, and queue "slow" paused through A.
+    a, b = pair
+    stamp = Stamp()
+    await b.add_worker(concurrency=2, queues=("slow",), executors=[stamp])
+    async with a.client() as client:
+        assert (await client.pause("slow")).paused
+        await asyncio.sleep(1.2)  # B reads the paused queues at least once a second
+        assert b.broker.paused_queues == {"slow"}
+        # When: a job goes to "slow", then the queue is resumed through A.
+        job_id = await client.submit("stamp", queue="slow")
+        await asyncio.sleep(0.5)
+        assert (await client.get(job_id)).state is JobState.QUEUED  # B held it
+        assert [(q.name, q.paused) for q in await client.queues()] == [("slow", True)]
+        await client.resume("slow")
+        # Then: B runs it once it has read the resume.
+        assert (await client.wait(job_id, timeout=5)).state is JobState.SUCCEEDED
+    assert set(stamp.seen) == {job_id}
+
+
 async def test_workers_and_stats_show_the_whole_cluster(
     pair: tuple[RunningBroker, RunningBroker],
 ) -> None:

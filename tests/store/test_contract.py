@@ -698,6 +698,17 @@ async def test_list_jobs_by_task_key_and_submit_time(store: Store, clock: FakeCl
     assert await store.list_jobs(task="resize", queue="other") == []
 
 
+async def test_paused_queues_are_kept_until_resumed(store: Store, clock: FakeClock) -> None:
+    assert await store.paused_queues() == set()
+    await store.set_paused("emails", True, clock())
+    await store.set_paused("emails", True, clock())  # pausing twice is one pause
+    await store.set_paused("reports", True, clock())
+    assert await store.paused_queues() == {"emails", "reports"}
+    await store.set_paused("emails", False, clock())
+    await store.set_paused("never-paused", False, clock())
+    assert await store.paused_queues() == {"reports"}
+
+
 async def test_purge_deletes_only_jobs_finished_before_the_cut_oldest_first(
     store: Store, clock: FakeClock
 ) -> None:

@@ -118,6 +118,8 @@ async def queues(broker: Broker) -> list[m.QueueInfo]:
 async def pause_queue(broker: Broker, queue: str, paused: bool) -> None:
     """Stop (or start again) dispatching the jobs of ``queue``. Submits still go in;
     running jobs finish."""
+    await broker.store.set_paused(queue, paused, broker.clock())
+    broker.paused_version += 1
     if paused:
         broker.paused_queues.add(queue)
     else:

@@ -52,6 +52,7 @@ class Broker:
         self.activity = Activity()
         self.metrics = Metrics()
         self.paused_queues: set[str] = set()  # queues whose jobs are not dispatched
+        self.paused_version = 0  # bumped by each pause or resume made here
         self.started_at = clock()
         self.stopping = False
         self.accepting = True  # false while shutting down: submits are refused
@@ -79,6 +80,7 @@ class Broker:
         self.spawn(self.dispatcher.run())
         self.spawn(self.duties.run())
         await self._measure_offset()
+        await self.refresh_paused()
         self.started_at = self.clock()
         self.spawn(self._recheck())
         await self.store.subscribe(self._on_ready, self.job_finished)
@@ -232,9 +234,25 @@ class Broker:
         while True:
             await asyncio.sleep(RECHECK_EVERY)
             self.dispatcher.forget_empty()
+            await self.refresh_paused()
             ticks += 1
             if ticks % 60 == 0:
                 await self._measure_offset()
+
+    async def refresh_paused(self) -> None:
+        """Read which queues are paused (other brokers may have paused or resumed some)."""
+        version = self.paused_version
+        try:
+            found = await self.store.paused_queues()
+        except RunqError as exc:  # unreachable for now: keep what we know
+            log.warning("cannot read the paused queues: %s", exc.message)
+            return
+        if version != self.paused_version:
+            return  # a pause or resume here raced with the read: it is newer
+        resumed = self.paused_queues - found
+        self.paused_queues = found
+        if resumed:
+            self.dispatcher.wake(resumed)
 
     def _store_time(self) -> float:
         return time.time() + self._offset

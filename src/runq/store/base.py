@@ -76,6 +76,14 @@ class Store(Protocol):
         """Every broker's last record, for those seen since ``since``."""
         ...
 
+    async def set_paused(self, queue: str, paused: bool, now: float) -> None:
+        """Pause (or resume) the dispatch of ``queue``'s jobs, for every broker."""
+        ...
+
+    async def paused_queues(self) -> set[str]:
+        """The queues whose dispatch is paused."""
+        ...
+
     async def clock_offset(self) -> float:
         """Seconds the store's clock is ahead of this host's: brokers on several hosts
         keep leases and schedules in the store's time (0 for an embedded store)."""

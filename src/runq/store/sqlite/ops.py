@@ -228,6 +228,19 @@ def purge(q: Queries, before: float, limit: int, conn: sqlite3.Connection) -> in
     return len(ids)
 
 
+def set_paused(
+    q: Queries, queue: str, paused: bool, now: float, conn: sqlite3.Connection
+) -> None:
+    if paused:
+        conn.execute(q["pause_queue"], (queue, now))
+    else:
+        conn.execute(q["resume_queue"], (queue,))
+
+
+def paused_queues(q: Queries, conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute(q["paused_queues"])}
+
+
 def publish_workers(
     q: Queries, broker_id: str, snapshot: bytes | None, now: float, conn: sqlite3.Connection
 ) -> None:

@@ -134,6 +134,15 @@ ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, seen_at = excluded.
 -- name: withdraw_workers
 DELETE FROM brokers WHERE id = ?;
 
+-- name: pause_queue
+INSERT INTO paused_queues (name, paused_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING;
+
+-- name: resume_queue
+DELETE FROM paused_queues WHERE name = ?;
+
+-- name: paused_queues
+SELECT name FROM paused_queues;
+
 -- name: worker_snapshots
 SELECT id, snapshot FROM brokers WHERE seen_at >= ? ORDER BY id;
 

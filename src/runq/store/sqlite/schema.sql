@@ -51,3 +51,9 @@ CREATE TABLE brokers (
     snapshot  BLOB NOT NULL,  -- msgpack list of its workers as `runq workers` shows them
     seen_at   REAL NOT NULL
 );
+
+-- queues whose dispatch is paused
+CREATE TABLE paused_queues (
+    name       TEXT PRIMARY KEY,
+    paused_at  REAL NOT NULL
+);

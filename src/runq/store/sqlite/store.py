@@ -161,6 +161,12 @@ class SqliteStore:
     async def worker_snapshots(self, since: float) -> list[tuple[str, bytes]]:
         return await self._read(partial(ops.worker_snapshots, self._q, since))
 
+    async def set_paused(self, queue: str, paused: bool, now: float) -> None:
+        await self._write(partial(ops.set_paused, self._q, queue, paused, now))
+
+    async def paused_queues(self) -> set[str]:
+        return await self._read(partial(ops.paused_queues, self._q))
+
     async def cancel(self, job_id: int, now: float) -> Job:
         return await self._write(partial(ops.cancel, self._q, job_id, now))
 
