@@ -34,7 +34,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(tmp_pat
             "--phases",
             "examples,coverage,fuzzing",
             "--max-examples",
-            "40",
+            "25",
             "--workers",
             "2",
             "--seed",

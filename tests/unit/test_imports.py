@@ -28,6 +28,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "runq.cli",
         "runq.http",
     ),
+    "runq.broker": ("runq.worker", "runq.client", "runq.cli", "runq.http"),
     "runq.worker": ("runq.store", "runq.broker", "runq.cli", "runq.http"),
     "runq.client": ("runq.store", "runq.broker", "runq.worker", "runq.cli", "runq.http"),
 }
