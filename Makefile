@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: up test check lint bench soak clean
+.PHONY: up test check lint system-packages bench soak clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,7 +26,21 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy --strict src/runq
 
-check: lint
+# System packages the tests need: Debian's chromium for the browser tests (never a
+# downloaded browser build), curl and jq for the bash HTTP worker of examples/.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
+system-packages:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v jq >/dev/null || missing="$$missing jq"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages the tests need:$$missing"; \
+		$(APT) install -y -q $$missing || { $(APT) update -q && $(APT) install -y -q $$missing; }; \
+	fi
+
+check: lint system-packages
 	$(BIN)/python -m pytest -m "not soak" -q
 
 test: check

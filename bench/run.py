@@ -21,7 +21,7 @@ def main() -> int:
     print("== execution: Python tasks in task processes, command jobs", flush=True)
     rc = rc or subprocess.call([sys.executable, str(HERE / "execution.py")])
     print("== HTTP: single and batch submits over the REST API", flush=True)
-    return rc or subprocess.call([sys.executable, str(HERE / "http.py")])
+    return rc or subprocess.call([sys.executable, str(HERE / "http_submit.py")])
 
 
 if __name__ == "__main__":

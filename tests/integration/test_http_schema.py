@@ -13,6 +13,20 @@ from runq.broker import BrokerConfig
 from runq.testing import run_broker
 
 ST = Path(sys.executable).with_name("st")
+# The bodies are decoded strictly, as on the native port (so 0 is not false), and a few
+# values the document calls valid are refused with 422 on purpose: integers beyond 64
+# bits inside free-form args, kwargs and results (JSON Schema cannot bound them), and
+# an integer written as 738.0 (JSON Schema counts it as an integer; msgspec does not).
+# Every other check, and the refusal of schema-violating bodies, stays on.
+CONFIG = """
+# OPTIONS answers come from the framework, not from runq's document.
+[checks.allow_header_conformance]
+enabled = false
+
+[[operations]]
+include-name-regex = "^POST /api/v1/(jobs|work)"
+checks.positive_data_acceptance.enabled = false
+"""
 
 
 async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(tmp_path: Path) -> None:
@@ -22,15 +36,13 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(tmp_pat
     async with run_broker(http=True, config=config) as rb:
         await rb.add_worker(concurrency=2)
         # When: schemathesis sends examples, boundary cases and fuzzed requests.
+        (tmp_path / "schemathesis.toml").write_text(CONFIG)
         proc = await asyncio.create_subprocess_exec(
             str(ST),
+            "--config-file",
+            str(tmp_path / "schemathesis.toml"),
             "run",
             f"{rb.http_url}/api/v1/openapi.json",
-            "--checks",
-            "all",
-            # OPTIONS answers come from the framework, not from runq's document
-            "--exclude-checks",
-            "allow_header_conformance",
             "--phases",
             "examples,coverage,fuzzing",
             "--max-examples",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, get, post
-from litestar.params import JSONBody, Parameter, QueryParameter
+from litestar import Controller, Request, get, post
+from litestar.params import Parameter, QueryParameter
 
 from runq.broker import operations as ops
 from runq.broker.activity import KEEP, Point
@@ -15,6 +15,7 @@ from runq.model.spec import JobSpec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
 
+from .bodies import read
 from .deps import BrokerDep, JobIdParam
 from .errors import ERRORS
 from .schemas import JobPage, Retried, RetryFailed, SubmitBatch, Submitted, storable
@@ -25,7 +26,8 @@ class Jobs(Controller):
     tags = ["jobs"]
 
     @post("/", summary="Submit one job", status_code=201, responses=ERRORS)
-    async def submit(self, broker: BrokerDep, data: JSONBody[JobSpec]) -> Job:
+    async def submit(self, broker: BrokerDep, request: Request[Any, Any, Any]) -> Job:
+        data = await read(request, JobSpec)
         storable(data, "the job")
         [job_id] = await ops.submit(broker, [data])
         return await ops.get(broker, job_id)
@@ -33,7 +35,8 @@ class Jobs(Controller):
     @post(
         "/batch", summary="Submit many jobs in one transaction", status_code=201, responses=ERRORS
     )
-    async def submit_batch(self, broker: BrokerDep, data: JSONBody[SubmitBatch]) -> Submitted:
+    async def submit_batch(self, broker: BrokerDep, request: Request[Any, Any, Any]) -> Submitted:
+        data = await read(request, SubmitBatch)
         storable(data, "the batch")
         return Submitted(await ops.submit(broker, data.jobs))
 
@@ -95,7 +98,8 @@ class Jobs(Controller):
         status_code=200,
         responses=ERRORS,
     )
-    async def retry_failed(self, broker: BrokerDep, data: JSONBody[RetryFailed]) -> Retried:
+    async def retry_failed(self, broker: BrokerDep, request: Request[Any, Any, Any]) -> Retried:
+        data = await read(request, RetryFailed)
         return Retried(await ops.retry(broker, None, data.queue))
 
 

@@ -5,23 +5,22 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any
 
-from litestar import Litestar, Router, get
+from litestar import Litestar, Request, Router, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from runq.broker import Broker
 
-from . import api, probes, work
+from . import api, dashboard, metrics, openapi, probes, work
 from .errors import HANDLERS
 
 API_PREFIX = "/api/v1"
 
 
 @get("/openapi.json", include_in_schema=False, media_type="application/json")
-async def openapi_document(request: Any) -> dict[str, Any]:
-    schema: dict[str, Any] = request.app.openapi_schema.to_schema()
-    return schema
+async def openapi_document(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return openapi.document(request.app)
 
 
 def build_app(broker: Broker) -> Litestar:
@@ -30,9 +29,10 @@ def build_app(broker: Broker) -> Litestar:
 
     v1 = Router(API_PREFIX, route_handlers=[*api.ROUTES, work.Work, openapi_document])
     return Litestar(
-        route_handlers=[v1, *probes.ROUTES],
+        route_handlers=[v1, *probes.ROUTES, metrics.metrics, *dashboard.ROUTES],
         dependencies={"broker": Provide(provide_broker, sync_to_thread=False)},
         exception_handlers=HANDLERS,
+        template_config=dashboard.template_config(),
         request_max_body_size=broker.config.max_frame,
         openapi_config=OpenAPIConfig(
             title="runq",

@@ -29,6 +29,8 @@ from litestar.status_codes import (
 
 from runq import errors as e
 
+from .bodies import Malformed
+
 log = logging.getLogger("runq.http")
 
 
@@ -44,6 +46,7 @@ class ErrorReply(msgspec.Struct, frozen=True):
 ALIASES: Final = {"job_state": "state"}  # Python names of parameters -> their names
 # Most specific first: the first class an error is an instance of gives its status.
 STATUS: Final[list[tuple[type[e.RunqError], int]]] = [
+    (Malformed, HTTP_400_BAD_REQUEST),
     (e.FrameTooLarge, HTTP_413_REQUEST_ENTITY_TOO_LARGE),
     (e.ProtocolError, HTTP_422_UNPROCESSABLE_ENTITY),
     (e.AuthError, 403),

@@ -17,10 +17,11 @@ from runq.model import Job, JobSpec
 from runq.protocol import messages as m
 
 from . import schemas as s
+from .bodies import BODIES
 from .errors import ErrorReply
 from .probes import Health
 
-BODIES: Final[tuple[type[msgspec.Struct], ...]] = (
+DOCUMENTED: Final[tuple[type[msgspec.Struct], ...]] = (
     JobSpec,
     Job,
     s.SubmitBatch,
@@ -47,7 +48,13 @@ BODIES: Final[tuple[type[msgspec.Struct], ...]] = (
 def document(app: Litestar) -> dict[str, Any]:
     doc: dict[str, Any] = app.openapi_schema.to_schema()
     _, components = msgspec.json.schema_components(
-        BODIES, ref_template="#/components/schemas/{name}"
+        DOCUMENTED, ref_template="#/components/schemas/{name}"
     )
     doc.setdefault("components", {}).setdefault("schemas", {}).update(components)
+    for (method, path), body in BODIES.items():
+        ref = {"$ref": f"#/components/schemas/{body.__name__}"}
+        doc["paths"][path][method]["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": ref}},
+        }
     return doc

@@ -4,15 +4,17 @@ any language; see examples/http-worker.sh."""
 
 from __future__ import annotations
 
-from litestar import Controller, Response, post
+from typing import Any
+
+from litestar import Controller, Request, Response, post
 from litestar.openapi import ResponseSpec
-from litestar.params import JSONBody
 
 from runq.broker import operations as ops
 from runq.errors import Conflict, StaleFence
 from runq.model import ErrorInfo, Outcome
 from runq.protocol import limits as L
 
+from .bodies import read
 from .deps import BrokerDep, JobIdParam
 from .errors import ERRORS
 from .schemas import (
@@ -44,8 +46,9 @@ class Work(Controller):
         responses={**ERRORS, 204: ResponseSpec(None, description="No job became ready in time")},
     )
     async def claim(
-        self, broker: BrokerDep, data: JSONBody[ClaimRequest]
+        self, broker: BrokerDep, request: Request[Any, Any, Any]
     ) -> Response[Claimed | None]:
+        data = await read(request, ClaimRequest)
         _check_worker(broker, data.worker)
         queues = list(dict.fromkeys(data.queues))[: L.MAX_QUEUES]
         wait = min(data.wait, broker.config.max_claim_wait)
@@ -76,8 +79,9 @@ class Work(Controller):
         responses=ERRORS,
     )
     async def heartbeat(
-        self, broker: BrokerDep, job_id: JobIdParam, data: JSONBody[Lease]
+        self, broker: BrokerDep, job_id: JobIdParam, request: Request[Any, Any, Any]
     ) -> Leased:
+        data = await read(request, Lease)
         lost = await ops.heartbeat(broker, data.worker, [(job_id, data.fence)])
         if lost:
             raise StaleFence(
@@ -93,8 +97,9 @@ class Work(Controller):
         responses=ERRORS,
     )
     async def complete(
-        self, broker: BrokerDep, job_id: JobIdParam, data: JSONBody[Complete]
+        self, broker: BrokerDep, job_id: JobIdParam, request: Request[Any, Any, Any]
     ) -> Reported:
+        data = await read(request, Complete)
         storable(data.result, "the result")
         outcome = Outcome(job_id, data.fence, True, data.result)
         return await _report(broker, data.worker, outcome)
@@ -106,8 +111,9 @@ class Work(Controller):
         responses=ERRORS,
     )
     async def fail(
-        self, broker: BrokerDep, job_id: JobIdParam, data: JSONBody[Failure]
+        self, broker: BrokerDep, job_id: JobIdParam, request: Request[Any, Any, Any]
     ) -> Reported:
+        data = await read(request, Failure)
         error = ErrorInfo(data.code, data.message, data.retryable, data.traceback)
         outcome = Outcome(job_id, data.fence, False, error=error)
         return await _report(broker, data.worker, outcome)

@@ -4,7 +4,7 @@ of 1,000, against a real `runq server` on a temporary SQLite store.
 The load comes from a small asyncio HTTP/1.1 client (keep-alive, one request in flight
 per connection), so the broker, not the load generator, is what is measured.
 
-    python bench/http.py [--singles 20000] [--connections 32] [--batches 200]
+    python bench/http_submit.py [--singles 20000] [--connections 32] [--batches 200]
 """
 
 from __future__ import annotations
