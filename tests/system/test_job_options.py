@@ -3,6 +3,7 @@ cancelling a running job and unknown tasks."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import pytest
@@ -96,3 +97,28 @@ def test_retries_timeouts_cancel_and_unknown_tasks(server: Server, procs: Procs,
     assert ran.err.startswith("error: ") and ran.err.count("\n") == 1, ran
     workers = cli("workers", "--json", server=at).json()
     assert workers[0]["running"] == 0
+
+
+def test_delays_in_units_and_a_time_of_day(server: Server, procs: Procs, cli: Cli) -> None:
+    # Given: jobs delayed by "2s" and "1m", and one due at a time 2 s from now written
+    # in ISO 8601 with an offset.
+    at = server.address
+    soon = job_id(cli("submit", "echo", "soon", "--delay", "2s", server=at).out)
+    later = job_id(cli("submit", "echo", "later", "--delay", "1m", server=at).out)
+    due = datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=1)))
+    due += datetime.timedelta(seconds=2)
+    timed = job_id(cli("submit", "echo", "timed", "--at", due.isoformat(), server=at).out)
+    for job in (soon, later, timed):
+        assert status(cli, server, job)["state"] == "scheduled"
+    assert status(cli, server, timed)["run_at"] == pytest.approx(due.timestamp(), abs=1e-3)
+    later_job = status(cli, server, later)
+    assert later_job["run_at"] == pytest.approx(later_job["submitted_at"] + 60, abs=0.5)
+
+    # When: a worker serves the queue. Then: each due job starts within a second of its
+    # time, and the one a minute away waits.
+    procs.worker(server, "w-delay", concurrency=2)
+    for job in (soon, timed):
+        cli("result", job, "--wait", "--timeout", 30, server=at)
+        ran = status(cli, server, job)
+        assert ran["run_at"] <= ran["started_at"] <= ran["run_at"] + 1.0
+    assert status(cli, server, later)["state"] == "scheduled"

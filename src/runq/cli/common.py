@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -104,10 +106,8 @@ def parse_env(text: str) -> tuple[str, str]:
 DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    """``90``, ``90s``, ``15m``, ``2h``, ``7d`` into seconds; ``forever`` into None."""
-    if value is None or value.strip().lower() in ("forever", "none"):
-        return None
+def seconds_of(value: str) -> float:
+    """``90``, ``90s``, ``15m``, ``2h``, ``7d`` (a bare number is seconds) into seconds."""
     text = value.strip().lower()
     unit = DURATION_UNITS.get(text[-1:])
     number = text[:-1] if unit is not None else text
@@ -115,9 +115,42 @@ def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> f
         seconds = float(number) * (unit or 1.0)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a duration like 90s, 15m, 2h or 7d") from None
+    if not math.isfinite(seconds):
+        raise click.BadParameter(f"{value!r} is not a duration like 90s, 15m, 2h or 7d")
+    return seconds
+
+
+def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A positive duration (``90s``, ``15m``, ``2h``, ``7d``); ``forever`` into None."""
+    if value is None or value.strip().lower() in ("forever", "none"):
+        return None
+    seconds = seconds_of(value)
     if not seconds > 0:
         raise click.BadParameter("must be greater than 0")
     return seconds
+
+
+def delay(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A delay from now: ``0``, ``90s``, ``15m``, ``2h``; never negative."""
+    if value is None:
+        return None
+    seconds = seconds_of(value)
+    if seconds < 0:
+        raise click.BadParameter("must not be negative")
+    return seconds
+
+
+def moment(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """An ISO 8601 time (``2026-12-01T09:00:00+01:00``; without an offset, local time)
+    into seconds since the epoch."""
+    if value is None:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.strip()).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time like 2026-12-01T09:00:00+01:00"
+        ) from None
 
 
 def positive(ctx: click.Context, param: click.Parameter, value: Any) -> Any:

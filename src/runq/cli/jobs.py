@@ -15,11 +15,14 @@ from runq.cli.common import (
     addresses_text,
     fail,
     handle_errors,
-    non_negative,
+    moment,
     parse_env,
     positive,
     server_option,
     token,
+)
+from runq.cli.common import (
+    delay as delay_option,
 )
 from runq.cli.render import (
     command_text,
@@ -67,10 +70,16 @@ def split_words(words: tuple[str, ...]) -> tuple[str, list[str]]:
 @click.option("--priority", "-p", default=0, type=int, help="Higher runs first.")
 @click.option(
     "--delay",
-    type=float,
     default=None,
-    callback=non_negative,
-    help="Seconds to wait before it may run.",
+    callback=delay_option,
+    help="Wait before it may run: 90s, 15m, 2h (a bare number is seconds).",
+)
+@click.option(
+    "--at",
+    "run_at",
+    default=None,
+    callback=moment,
+    help="Run at this time: 2026-12-01T09:00:00+01:00 (no offset: local time).",
 )
 @click.option(
     "--retries",
@@ -108,6 +117,7 @@ def submit(
     queue: str,
     priority: int,
     delay: float | None,
+    run_at: float | None,
     retries: int | None,
     timeout: float | None,
     key: str | None,
@@ -121,7 +131,10 @@ def submit(
 ) -> None:
     """Submit a job: runq submit TASK [ARG...] (or "TASK ARG..." as one string), or a
     command: runq submit --cmd -- ARGV..."""
+    if delay is not None and run_at is not None:
+        raise click.UsageError("give --delay or --at, not both")
     options: dict[str, Any] = {"queue": queue, "priority": priority, "delay": delay}
+    options["run_at"] = run_at
     options |= {"retries": retries, "timeout": timeout, "backoff": backoff}
     if batch is not None:
         if words or key:

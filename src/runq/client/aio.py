@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import datetime
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -52,8 +53,8 @@ def spec(
     kwargs: Mapping[str, Any] | None = None,
     queue: str | None = None,
     priority: int | None = None,
-    delay: float | None = None,
-    run_at: float | None = None,
+    delay: float | datetime.timedelta | None = None,
+    run_at: float | datetime.datetime | None = None,
     retries: int | None = None,
     timeout: float | None = None,
     key: str | None = None,
@@ -63,7 +64,12 @@ def spec(
     """A validated JobSpec. ``task`` is a name or an ``@runq.task`` function (whose
     options are the defaults); keywords that are not job options go to the task, and
     ``kwargs=`` passes task keywords whose names clash with job options. ``retries`` is
-    the number of tries after the first."""
+    the number of tries after the first. ``delay`` is seconds (or a timedelta) from now;
+    ``run_at`` seconds since the epoch or a datetime (a naive one is local time)."""
+    if isinstance(delay, datetime.timedelta):
+        delay = delay.total_seconds()
+    if isinstance(run_at, datetime.datetime):
+        run_at = run_at.timestamp()
     options: dict[str, Any] = {
         "queue": queue,
         "priority": priority,
