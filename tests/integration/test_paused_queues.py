@@ -21,6 +21,6 @@ async def test_a_pause_outlives_the_broker(tmp_path: Path) -> None:
         await asyncio.sleep(0.3)
         assert (await client.get(job_id)).state is JobState.QUEUED
         info = await client.resume("emails")
-        assert (info.name, info.paused, info.counts) == ("emails", False, {"queued": 1})
+        assert (info.name, info.paused) == ("emails", False)  # the job may start at once
         assert (await client.wait(job_id, timeout=5)).state is JobState.SUCCEEDED
         assert await client.queues() == [type(info)("emails", {"succeeded": 1}, False)]

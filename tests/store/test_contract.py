@@ -698,6 +698,52 @@ async def test_list_jobs_by_task_key_and_submit_time(store: Store, clock: FakeCl
     assert await store.list_jobs(task="resize", queue="other") == []
 
 
+@pytest.mark.parametrize("size", [100, 1_999, 2_000])
+async def test_large_batches_keep_every_field_and_their_order(
+    store: Store, clock: FakeClock, size: int
+) -> None:
+    """Batches of 100 jobs or more without keys take another way in on PostgreSQL (COPY,
+    row by row under 2,000 rows): the same ids, fields and states as any other submit."""
+    (before,) = await store.submit_many([JobSpec("echo")], clock())
+    specs = [
+        JobSpec(
+            "wordcount",
+            args=[i, "x"],
+            kwargs={"k": [i]},
+            queue=f"q{i % 3}",
+            priority=i % 5 - 2,
+            max_attempts=7,
+            timeout=2.5 if i % 2 else None,
+            backoff=0.5 if i % 4 == 0 else None,
+            delay=10 if i % 10 == 0 else 0,
+        )
+        for i in range(size)
+    ]
+    ids = await store.submit_many(specs, clock())
+    assert ids == sorted(ids) and len(set(ids)) == size and ids[0] > before
+    (after,) = await store.submit_many([JobSpec("echo")], clock())
+    assert after > ids[-1]
+    for i in (0, 1, 2, 3, size // 2, size - 1):
+        job, spec = await store.get(ids[i]), specs[i]
+        assert job is not None
+        assert (job.task, job.args, job.kwargs, job.queue) == (
+            spec.task,
+            spec.args,
+            spec.kwargs,
+            spec.queue,
+        )
+        assert (job.priority, job.max_attempts, job.timeout, job.backoff) == (
+            spec.priority,
+            spec.max_attempts,
+            spec.timeout,
+            spec.backoff,
+        )
+        assert job.state is (S.SCHEDULED if i % 10 == 0 else S.QUEUED)
+        assert job.submitted_at == clock.now
+    counts = await store.counts()
+    assert sum(n for by_state in counts.values() for n in by_state.values()) == size + 2
+
+
 async def test_paused_queues_are_kept_until_resumed(store: Store, clock: FakeClock) -> None:
     assert await store.paused_queues() == set()
     await store.set_paused("emails", True, clock())

@@ -39,6 +39,8 @@ def broker_process(
         "0",
         "--worker-port",
         "0",
+        "--http-port",
+        "0",
         "--durability",
         durability,
         "--log-level",

@@ -15,7 +15,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from runq.errors import IllegalTransition, UnknownJob
-from runq.model import Assignment, ErrorInfo, Job, Outcome, RetryPolicy
+from runq.model import Assignment, ErrorInfo, Job, JobSpec, Outcome, RetryPolicy
 from runq.model.job import TERMINAL_STATES, JobState
 from runq.model.policy import after_failure
 from runq.store import rows
@@ -27,7 +27,15 @@ Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection[asyn
 BIGINT_MAX: Final = 2**63 - 1
 INSERT_WIDTH: Final = len(rows.INSERT_COLUMNS.split(","))
 JOB_WIDTH: Final = len(rows.JOB_COLUMNS.split(","))
-COPY_FROM: Final = 100  # batches this large go in with COPY (two round trips, less work)
+COPY_FROM: Final = 100  # unkeyed batches this large go in with COPY (less work per row)
+# A binary COPY buffers its rows 1,000 at a time in slots it makes for each statement, and
+# on PostgreSQL 15 making and dropping them costs about 0.6 ms a statement (a fifth of the
+# server's time for 1,000 jobs, most of it pinning the row type in the statement's resource
+# owner). Below 2,000 rows, inserting row by row is cheaper (12% less server time at
+# 1,000 rows); a volatile WHERE makes COPY do that. This one is always true: no row is
+# ever left out.
+ROW_BY_ROW_BELOW: Final = 2_000
+ROW_BY_ROW: Final = "random() IS NOT NULL"
 COPY_COLUMNS: Final = ["id", *(c.strip() for c in rows.INSERT_COLUMNS.split(","))]
 WORKER_LOST: Final = ErrorInfo("worker_lost", "the worker running this job went away")
 LEASE_EXPIRED: Final = ErrorInfo("lease_expired", "the worker stopped heartbeating past its lease")
@@ -40,14 +48,20 @@ def columns(batch: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in batch] for i in range(width)] if batch else [[]] * width
 
 
+async def copy_in(q: Queries, specs: Sequence[JobSpec], now: float, conn: Conn) -> list[int]:
+    """A large batch without keys: draw its ids in one statement, then write it with one
+    binary COPY (a statement, so a transaction, of its own). Each row is built as COPY
+    takes it, so the batch is not held a second time as a list of rows."""
+    ids: list[int] = sorted(await conn.fetchval(q["next_ids"], len(specs)))
+    records = ((job_id, *rows.insert_row(s, now)) for job_id, s in zip(ids, specs, strict=True))
+    where = ROW_BY_ROW if len(specs) < ROW_BY_ROW_BELOW else None
+    await conn.copy_records_to_table("jobs", records=records, columns=COPY_COLUMNS, where=where)
+    return ids
+
+
 async def insert(q: Queries, batch: list[tuple[Any, ...]], keyed: bool, conn: Conn) -> list[int]:
     """Ids in the order of ``batch``: new rows come back in insertion order; a key that
     was taken (before, or earlier in the batch) answers with the job that holds it."""
-    if not keyed and len(batch) >= COPY_FROM:  # draw the ids, then one COPY
-        ids = sorted(r[0] for r in await conn.fetch(q["next_ids"], len(batch)))
-        records = [(job_id, *row) for job_id, row in zip(ids, batch, strict=True)]
-        await conn.copy_records_to_table("jobs", records=records, columns=COPY_COLUMNS)
-        return ids
     sql = q["insert" if keyed else "insert_plain"]
     inserted = await conn.fetch(sql, *columns(batch, INSERT_WIDTH))
     if not keyed:
@@ -220,24 +234,17 @@ async def get(q: Queries, job_id: int, conn: Conn) -> Job | None:
     return rows.job(tuple(found[0][:JOB_WIDTH]), history)
 
 
-async def list_jobs(
-    state: JobState | None, queue: str | None, limit: int, before: int | None, conn: Conn
-) -> list[Job]:
-    where: list[str] = []
-    params: list[Any] = []
-    if before is not None:
-        before = max(-BIGINT_MAX, min(before, BIGINT_MAX))
-    for condition, value in (("state =", state), ("queue =", queue), ("id <", before)):
-        if value is not None:
-            params.append(str(value) if isinstance(value, str) else value)
-            where.append(f"{condition} ${len(params)}")
+async def list_jobs(conditions: list[tuple[str, Any]], limit: int, conn: Conn) -> list[Job]:
+    where = [f"{cond} ${n}" for n, (cond, _) in enumerate(conditions, 1)]
+    params = [
+        max(-BIGINT_MAX, min(v, BIGINT_MAX)) if cond == "id <" else v for cond, v in conditions
+    ]
     sql = f"SELECT {rows.JOB_COLUMNS} FROM jobs"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY id DESC LIMIT ${len(params) + 1}"
-    return [
-        rows.job(tuple(r)) for r in await conn.fetch(sql, *params, max(0, min(limit, BIGINT_MAX)))
-    ]
+    found = await conn.fetch(sql, *params, max(0, min(limit, BIGINT_MAX)))
+    return [rows.job(tuple(r)) for r in found]
 
 
 async def counts(q: Queries, conn: Conn) -> dict[str, dict[str, int]]:
@@ -258,6 +265,17 @@ async def publish_workers(
         await conn.execute(q["withdraw_workers"], broker_id)
     else:
         await conn.execute(q["publish_workers"], broker_id, snapshot, now)
+
+
+async def set_paused(q: Queries, queue: str, paused: bool, now: float, conn: Conn) -> None:
+    if paused:
+        await conn.execute(q["pause_queue"], queue, now)
+    else:
+        await conn.execute(q["resume_queue"], queue)
+
+
+async def paused_queues(q: Queries, conn: Conn) -> set[str]:
+    return {r[0] for r in await conn.fetch(q["paused_queues"])}
 
 
 async def worker_snapshots(q: Queries, since: float, conn: Conn) -> list[tuple[str, bytes]]:

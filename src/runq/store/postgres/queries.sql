@@ -12,8 +12,11 @@ ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
 RETURNING id, key;
 
 -- name: next_ids
--- $1 how many: fresh job ids, for a batch written with COPY.
-SELECT nextval(pg_get_serial_sequence('jobs', 'id')) FROM generate_series(1, $1);
+-- $1 how many: fresh job ids in one array, for a batch written with COPY. The sequence
+-- is looked up once (OFFSET 0 keeps the planner from doing it again for every id).
+SELECT array_agg(nextval(s.seq))
+FROM (SELECT pg_get_serial_sequence('jobs', 'id')::regclass AS seq OFFSET 0) AS s
+CROSS JOIN generate_series(1, $1);
 
 -- name: insert_plain
 -- A batch without idempotency keys skips the conflict check (about 10% faster).
@@ -46,7 +49,7 @@ WITH picked AS (
         lease_until = $5, started_at = $4, finished_at = NULL
     FROM picked WHERE j.id = picked.id
     RETURNING j.id, j.fence, j.task, j.args, j.attempts, j.max_attempts, j.timeout,
-              j.priority, j.run_at
+              j.priority, j.run_at, j.queue
 ), started AS (
     INSERT INTO attempts (job_id, fence, attempt, worker, started_at)
     SELECT id, fence, attempts, $1, $4 FROM claimed
@@ -161,6 +164,15 @@ ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, seen_at = excluded.
 
 -- name: withdraw_workers
 DELETE FROM brokers WHERE id = $1;
+
+-- name: pause_queue
+INSERT INTO paused_queues (name, paused_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING;
+
+-- name: resume_queue
+DELETE FROM paused_queues WHERE name = $1;
+
+-- name: paused_queues
+SELECT name FROM paused_queues;
 
 -- name: worker_snapshots
 SELECT id, snapshot FROM brokers WHERE seen_at >= $1 ORDER BY id;

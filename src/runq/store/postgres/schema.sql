@@ -79,3 +79,9 @@ CREATE TABLE brokers (
     snapshot  BYTEA NOT NULL,  -- msgpack list of its workers as `runq workers` shows them
     seen_at   DOUBLE PRECISION NOT NULL
 );
+
+-- queues whose dispatch is paused
+CREATE TABLE paused_queues (
+    name       TEXT PRIMARY KEY,
+    paused_at  DOUBLE PRECISION NOT NULL
+);
