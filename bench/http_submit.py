@@ -60,38 +60,32 @@ async def connect(port: int) -> Conn:
     return Conn(*await asyncio.open_connection("127.0.0.1", port))
 
 
-async def singles(port: int, total: int, connections: int) -> float:
+async def load(port: int, path: str, body: bytes, requests: int, connections: int) -> float:
+    """Send ``requests`` POSTs of ``body`` over ``connections`` keep-alive connections;
+    answer the seconds it took."""
     conns = [await connect(port) for _ in range(connections)]
-    body = msgspec.json.encode({"task": "echo", "args": ["hello"]})
-    left = total
+    left = requests
 
     async def run(conn: Conn) -> None:
         nonlocal left
         while left > 0:
             left -= 1
-            status, _ = await conn.post("/api/v1/jobs", body)
+            status, _ = await conn.post(path, body)
             assert status == 201, status
 
     began = time.perf_counter()
     await asyncio.gather(*(run(c) for c in conns))
-    return total / (time.perf_counter() - began)
+    return time.perf_counter() - began
+
+
+async def singles(port: int, total: int, connections: int) -> float:
+    body = msgspec.json.encode({"task": "echo", "args": ["hello"]})
+    return total / await load(port, "/api/v1/jobs", body, total, connections)
 
 
 async def batches(port: int, count: int, size: int, connections: int) -> float:
-    conns = [await connect(port) for _ in range(connections)]
     body = msgspec.json.encode({"jobs": [{"task": "echo", "args": [i]} for i in range(size)]})
-    left = count
-
-    async def run(conn: Conn) -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            status, _ = await conn.post("/api/v1/jobs/batch", body)
-            assert status == 201, status
-
-    began = time.perf_counter()
-    await asyncio.gather(*(run(c) for c in conns))
-    return count * size / (time.perf_counter() - began)
+    return count * size / await load(port, "/api/v1/jobs/batch", body, count, connections)
 
 
 def main() -> None:

@@ -59,9 +59,7 @@ def list_queues(server: str | None, as_json: bool) -> None:
 @handle_errors
 def pause(name: str, server: str | None) -> None:
     """Stop dispatching NAME's jobs: submits still go in, running jobs finish."""
-    with connect(server) as client:
-        info = client.pause(name)
-    click.echo(f"queue {info.name} paused ({info.counts.get('queued', 0)} queued)")
+    _set_paused(name, server, True)
 
 
 @queue.command()
@@ -70,6 +68,11 @@ def pause(name: str, server: str | None) -> None:
 @handle_errors
 def resume(name: str, server: str | None) -> None:
     """Dispatch NAME's jobs again."""
+    _set_paused(name, server, False)
+
+
+def _set_paused(name: str, server: str | None, paused: bool) -> None:
     with connect(server) as client:
-        info = client.resume(name)
-    click.echo(f"queue {info.name} resumed ({info.counts.get('queued', 0)} queued)")
+        info = client.pause(name) if paused else client.resume(name)
+    done = "paused" if paused else "resumed"
+    click.echo(f"queue {info.name} {done} ({info.counts.get('queued', 0)} queued)")
