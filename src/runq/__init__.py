@@ -7,6 +7,7 @@ with Client("127.0.0.1:1209") as client:
 """
 
 from runq.client import AsyncClient, Client, JobFailed
+from runq.current import progress
 from runq.errors import Permanent, RunqError
 from runq.model import Job, JobSpec, JobState
 from runq.tasks import Registry, task
@@ -21,5 +22,6 @@ __all__ = [
     "Permanent",
     "Registry",
     "RunqError",
+    "progress",
     "task",
 ]

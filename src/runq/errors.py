@@ -43,8 +43,36 @@ class Conflict(RunqError):
     code = "conflict"
 
 
+class AlreadyQueued(Conflict):
+    """A unique job submitted with ``unique_mode="refuse"`` met its unfinished twin;
+    ``job_id`` names the twin (None when the twin is in the same batch)."""
+
+    code = "already_queued"
+
+    def __init__(self, message: str, job_id: int | None = None) -> None:
+        super().__init__(message)
+        if job_id is None and message.startswith("job "):  # rebuilt from an error frame
+            word = message[4:].split(" ", 1)[0]
+            job_id = int(word) if word.isdigit() else None
+        self.job_id = job_id
+
+
 class ConnectionLost(RunqError):
     code = "connection_lost"
+
+
+class ScheduleError(RunqError):
+    """A periodic schedule was refused: a bad cron expression or time zone."""
+
+    code = "invalid_schedule"
+
+
+class UnknownSchedule(ScheduleError):
+    code = "unknown_schedule"
+
+    @classmethod
+    def for_name(cls, name: str) -> UnknownSchedule:
+        return cls(f"no schedule named {name!r}")
 
 
 class JobError(RunqError):

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from runq.errors import ConfigError
+from runq.errors import ConfigError, ScheduleError
+from runq.model.schedule import TASK_PREFIX, CatchUp, ScheduleSpec, check_cron
+from runq.model.spec import DEFAULT_QUEUE, JobSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 MARK = "__runq_task__"
@@ -29,10 +31,29 @@ class TaskOptions:
     queue: str | None = None
     priority: int | None = None
     backoff: float | None = None
+    cron: str | None = None  # a periodic schedule: a job of the task at each tick
+    tz: str = "UTC"  # the cron's time zone
+    catch_up: str = "last"  # ticks missed while no broker ran: none, last or all
 
     def submit_defaults(self) -> dict[str, Any]:
         fields = ("retries", "timeout", "queue", "priority", "backoff")
         return {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
+
+    def schedule(self) -> ScheduleSpec | None:
+        """The schedule ``task:<name>`` a worker declares for a task with a cron."""
+        if self.cron is None:
+            return None
+        job = JobSpec(
+            self.name,
+            queue=self.queue or DEFAULT_QUEUE,
+            priority=self.priority or 0,
+            max_attempts=3 if self.retries is None else self.retries + 1,
+            timeout=self.timeout,
+            backoff=self.backoff,
+        )
+        return ScheduleSpec(
+            TASK_PREFIX + self.name, self.cron, job, self.tz, CatchUp(self.catch_up)
+        )
 
 
 def default_name(fn: Callable[..., Any]) -> str:
@@ -55,20 +76,38 @@ def task(
     queue: str | None = None,
     priority: int | None = None,
     backoff: float | None = None,
+    cron: str | None = None,
+    tz: str = "UTC",
+    catch_up: str = "last",
 ) -> Callable[[F], F]: ...
 
 
 def task(fn: Any = None, /, **options: Any) -> Any:
-    """Mark a function as a runq task, bare (``@runq.task``) or with options."""
+    """Mark a function as a runq task, bare (``@runq.task``) or with options.
+    ``cron="*/5 * * * *"`` (with ``tz=`` and ``catch_up=``) also runs it at each tick,
+    once a tick, while a worker that has it has connected to the brokers' store."""
 
     def mark(f: F) -> F:
         if not callable(f):
             raise ConfigError("@runq.task decorates functions")
         name = options.get("name") or default_name(f)
-        setattr(f, MARK, TaskOptions(**{**options, "name": name}))
+        opts = TaskOptions(**{**options, "name": name})
+        if opts.cron is not None:
+            _check_schedule(opts)
+        setattr(f, MARK, opts)
         return f
 
     return mark(fn) if fn is not None else mark
+
+
+def _check_schedule(opts: TaskOptions) -> None:
+    try:
+        check_cron(opts.cron or "", opts.tz)
+        CatchUp(opts.catch_up)
+    except ScheduleError as exc:
+        raise ConfigError(f"task {opts.name}: {exc.message}") from None
+    except ValueError:
+        raise ConfigError(f"task {opts.name}: catch_up is none, last or all") from None
 
 
 def options_of(fn: Callable[..., Any]) -> TaskOptions | None:

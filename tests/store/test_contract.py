@@ -30,8 +30,19 @@ import msgspec
 import pytest
 
 from runq.clock import FakeClock
-from runq.errors import ConfigError, IllegalTransition, StoreError, UnknownJob
+from runq.errors import (
+    AlreadyQueued,
+    ConfigError,
+    Conflict,
+    IllegalTransition,
+    InvalidArguments,
+    StoreError,
+    UnknownJob,
+    UnknownSchedule,
+)
 from runq.model import Assignment, ErrorInfo, JobSpec, JobState, Outcome, RetryPolicy
+from runq.model.output import LogLine, OutputBatch
+from runq.model.schedule import CatchUp, ScheduleSpec, next_tick
 from runq.store.base import Requeued, Store
 from runq.store.migrate import migrate, migrations
 from runq.store.open import StoreConfig, open_store
@@ -254,6 +265,120 @@ async def test_run_at_in_the_future_is_scheduled_and_in_the_past_is_queued_now(
     assert (f.state, f.run_at) == (S.SCHEDULED, t0 + 60)
     assert (p.state, p.run_at) == (S.QUEUED, t0)
     assert await store.promote_scheduled(t0 + 60) == {"later"}
+
+
+# -- unique jobs --------------------------------------------------------------------------
+
+
+def unique(*args: Any, key: str | None = None, **options: Any) -> JobSpec:
+    return JobSpec("echo", args=list(args), key=key, unique_for=600.0, **options)
+
+
+async def count_jobs(store: Store) -> int:
+    return sum(sum(by_state.values()) for by_state in (await store.counts()).values())
+
+
+async def test_a_unique_twin_is_merged_while_the_first_is_unfinished_and_in_its_window(
+    store: Store, clock: FakeClock
+) -> None:
+    # Given: a unique job, queued
+    (first,) = await store.submit_many([unique("a", kwargs={"x": 1, "y": [2]})], clock())
+    # When: its twin comes (kwargs in another order), and so do jobs that differ
+    again = await store.submit_many([unique("a", kwargs={"y": [2], "x": 1})], clock.advance(1))
+    other = await store.submit_many(
+        [unique("b"), unique("a", queue="other"), JobSpec("echo", args=["a"])], clock()
+    )
+    # Then: the twin answers with the first job and says so; the others are new jobs
+    assert list(again) == [first] and again.merged == [0]
+    assert first not in other and len(set(other)) == 3 and other.merged == []
+    assert await count_jobs(store) == 4
+    # a running twin merges too, and so does a scheduled one
+    assert (await claim_one(store, clock)).id == first
+    assert list(await store.submit_many([unique("a", kwargs={"x": 1, "y": [2]})], clock())) == [
+        first
+    ]
+    (later,) = await store.submit_many([unique("c", delay=60.0)], clock())
+    assert await state_of(store, later) is S.SCHEDULED
+    assert (await store.submit_many([unique("c")], clock())).merged == [0]
+
+
+async def test_a_unique_job_is_new_again_once_its_twin_finished_or_its_window_passed(
+    store: Store, clock: FakeClock
+) -> None:
+    (first,) = await store.submit_many([unique("a")], clock())
+    job = await claim_one(store, clock)
+    await store.report("w1", [Outcome(job.id, job.fence, True, "a")], clock())
+    # finished: a new job
+    (second,) = await store.submit_many([unique("a")], clock.advance(1))
+    assert second != first
+    (cancelled,) = await store.submit_many([unique("x")], clock())
+    await store.cancel(cancelled, clock())
+    assert (await store.submit_many([unique("x")], clock())).merged == []
+    # still queued, but 600 s have passed since it was submitted: a new job
+    (third,) = await store.submit_many([unique("a")], clock.advance(600))
+    assert third not in (first, second)
+    # ... whose own window now holds its twins
+    again = await store.submit_many([unique("a")], clock.advance(1))
+    assert list(again) == [third] and again.merged == [0]
+
+
+async def test_a_unique_jobs_key_is_its_identity_not_an_idempotency_key(
+    store: Store, clock: FakeClock
+) -> None:
+    (first,) = await store.submit_many([unique("a", key="report")], clock())
+    same = await store.submit_many([unique("other args", key="report")], clock())
+    assert list(same) == [first] and same.merged == [0]
+    # the same key without unique_for is an idempotency key of its own
+    (plain,) = await store.submit_many([JobSpec("echo", key="report")], clock())
+    assert plain != first
+    job = await claim_one(store, clock)
+    await store.report("w1", [Outcome(job.id, job.fence, True, None)], clock())
+    (after,) = await store.submit_many([unique("a", key="report")], clock())
+    assert after not in (first, plain)
+
+
+async def test_twins_inside_one_batch_are_merged_into_the_first(
+    store: Store, clock: FakeClock
+) -> None:
+    ids = await store.submit_many(
+        [unique("a"), JobSpec("echo", key="k"), unique("b"), unique("a"), JobSpec("echo")],
+        clock(),
+    )
+    assert ids[0] == ids[3] and len(set(ids)) == 4 and ids.merged == [3]
+    again = await store.submit_many(
+        [JobSpec("echo", key="k"), unique("b"), JobSpec("echo"), unique("new")], clock()
+    )
+    assert (again[0], again[1]) == (ids[1], ids[2]) and again.merged == [0, 1]
+    assert await count_jobs(store) == 6
+
+
+async def test_a_refused_twin_names_the_job_and_stores_nothing(
+    store: Store, clock: FakeClock
+) -> None:
+    (first,) = await store.submit_many([unique("a")], clock())
+    with pytest.raises(AlreadyQueued, match=f"^job {first} is already queued with the same task"):
+        await store.submit_many([JobSpec("echo"), unique("a", unique_mode="refuse")], clock())
+    with pytest.raises(AlreadyQueued, match="same key") as refused:
+        await store.submit_many([unique(key="k"), unique(key="k", unique_mode="refuse")], clock())
+    assert refused.value.job_id is None  # the twin was in the batch
+    with pytest.raises(InvalidArguments, match="unique_mode needs unique_for"):
+        await store.submit_many([JobSpec("echo"), JobSpec("echo", unique_mode="refuse")], clock())
+    assert await count_jobs(store) == 1
+    try:
+        await store.submit_many([unique("a", unique_mode="refuse")], clock())
+    except AlreadyQueued as exc:
+        assert exc.job_id == first
+    # the store still takes other work
+    assert len(await store.submit_many([unique("b", unique_mode="refuse")], clock())) == 1
+
+
+async def test_many_unique_submits_at_once_make_one_job(store: Store, clock: FakeClock) -> None:
+    answers = await asyncio.gather(
+        *(store.submit_many([JobSpec("echo"), unique("a")], clock()) for _ in range(20))
+    )
+    assert len({a[1] for a in answers}) == 1
+    assert sorted(len(a.merged) for a in answers) == [0] + [1] * 19
+    assert await count_jobs(store) == 21
 
 
 # -- claim --------------------------------------------------------------------------------
@@ -1054,3 +1179,215 @@ async def test_a_missing_postgres_database_is_a_one_line_store_error(
 ) -> None:
     url = "postgresql://postgres@127.0.0.1:5432/runq_no_such_database"
     await one_line_store_error(url, 'database "runq_no_such_database" does not exist', clock)
+
+
+# -- what running jobs write: lines and progress ------------------------------------------
+
+
+def lines_of(*texts: str, stream: str = "stdout") -> list[tuple[float, str, str]]:
+    return [(1.5, stream, t) for t in texts]
+
+
+async def test_output_lines_are_numbered_per_job_and_read_after_a_seq(
+    store: Store, clock: FakeClock
+) -> None:
+    a, b = await store.submit_many([JobSpec("echo"), JobSpec("echo")], clock())
+    ja, jb = await claim(store, clock)
+    batches = [
+        OutputBatch(ja.id, ja.fence, lines_of("one", "two")),
+        OutputBatch(jb.id, jb.fence, lines_of("b1", stream="stderr")),
+    ]
+    assert await store.append_output("w1", batches, clock()) == []
+    more = OutputBatch(ja.id, ja.fence, [(2.0, "log", "INFO three"), (2.5, "runq", "x" * 4096)])
+    assert await store.append_output("w1", [more], clock()) == []
+    got = await store.read_logs(a)
+    assert [(x.seq, x.stream, x.text) for x in got] == [
+        (1, "stdout", "one"),
+        (2, "stdout", "two"),
+        (3, "log", "INFO three"),
+        (4, "runq", "x" * 4096),
+    ]
+    assert got[0] == LogLine(1, 1, 1.5, "stdout", "one")
+    assert [x.text for x in await store.read_logs(a, after=2)] == ["INFO three", "x" * 4096]
+    assert [x.seq for x in await store.read_logs(a, after=1, limit=2)] == [2, 3]
+    assert await store.read_logs(a, after=4) == []
+    assert [(x.seq, x.text) for x in await store.read_logs(b)] == [(1, "b1")]
+    assert await store.read_logs(10**9) == []
+
+
+async def test_output_of_an_attempt_no_longer_held_is_refused(
+    store: Store, clock: FakeClock
+) -> None:
+    (job_id,) = await store.submit_many([JobSpec("echo", max_attempts=3)], clock())
+    first = await claim_one(store, clock)
+    await store.requeue_worker("w1", clock())
+    second = await claim_one(store, clock, worker="w2")
+    late = OutputBatch(job_id, first.fence, lines_of("late"), progress=0.9, message="old")
+    assert await store.append_output("w1", [late], clock()) == [job_id]
+    wrong_worker = OutputBatch(job_id, second.fence, lines_of("not yours"))
+    assert await store.append_output("w1", [wrong_worker], clock()) == [job_id]
+    ok = OutputBatch(job_id, second.fence, lines_of("mine"), progress=0.25, message="a quarter")
+    assert await store.append_output("w2", [ok], clock()) == []
+    assert [(x.text, x.attempt) for x in await store.read_logs(job_id)] == [("mine", 2)]
+    job = await store.get(job_id)
+    assert job is not None
+    assert (job.progress, job.progress_message) == (0.25, "a quarter")
+
+
+async def test_progress_belongs_to_the_current_attempt_and_outlives_its_end(
+    store: Store, clock: FakeClock
+) -> None:
+    (job_id,) = await store.submit_many([JobSpec("echo", max_attempts=3)], clock())
+    queued = await store.get(job_id)
+    assert queued is not None and (queued.progress, queued.progress_message) == (None, None)
+    first = await claim_one(store, clock)
+    await store.append_output("w1", [OutputBatch(job_id, first.fence, progress=0.5)], clock())
+    running = await store.get(job_id)
+    assert running is not None and (running.progress, running.progress_message) == (0.5, "")
+    listed = await store.list_jobs()
+    assert listed[0].progress is None  # lists leave it out, like the history
+
+    await store.report("w1", [Outcome(job_id, first.fence, False, None, BOOM)], clock())
+    waiting = await store.get(job_id)
+    assert waiting is not None and waiting.progress is None  # a new attempt starts afresh
+    await store.promote_scheduled(clock.advance(100))
+    second = await claim_one(store, clock)
+    again = await store.get(job_id)
+    assert again is not None and again.progress is None
+    done = OutputBatch(job_id, second.fence, lines_of("end"), progress=1.0, message="done")
+    await store.append_output("w1", [done], clock())
+    await store.report("w1", [Outcome(job_id, second.fence, True, "ok")], clock())
+    # lines sent after the report (the fence still holds) are kept too
+    tail = OutputBatch(job_id, second.fence, lines_of("after"))
+    assert await store.append_output("w1", [tail], clock()) == []
+    finished = await store.get(job_id)
+    assert finished is not None and finished.state is S.SUCCEEDED
+    assert (finished.progress, finished.progress_message) == (1.0, "done")
+    assert [x.text for x in await store.read_logs(job_id)] == ["end", "after"]
+
+
+async def test_output_goes_with_its_job_in_the_retention_purge(
+    store: Store, clock: FakeClock
+) -> None:
+    old, young = await store.submit_many([JobSpec("echo"), JobSpec("echo")], clock())
+    for job in await claim(store, clock):
+        batch = OutputBatch(job.id, job.fence, lines_of("hi"), progress=1.0, message="m")
+        await store.append_output("w1", [batch], clock())
+        await store.report("w1", [Outcome(job.id, job.fence, True, None)], clock())
+        clock.advance(10)
+    assert await store.purge(clock() - 15, 100) == 1  # the first finished 20 s ago
+    assert await store.get(old) is None
+    assert await store.read_logs(old) == []
+    assert [x.text for x in await store.read_logs(young)] == ["hi"]
+
+
+# -- periodic schedules (cron) ------------------------------------------------------------
+
+EVERY_5 = "*/5 * * * *"
+
+
+def every_5(name: str, catch_up: CatchUp = CatchUp.LAST, queue: str = "default") -> ScheduleSpec:
+    return ScheduleSpec(name, EVERY_5, JobSpec("echo", ["tick"], queue=queue), catch_up=catch_up)
+
+
+async def tick_keys(store: Store, name: str) -> list[str]:
+    jobs = await store.list_jobs(limit=1000)
+    return sorted(j.key for j in jobs if j.key and j.key.startswith(f"schedule:{name}:"))
+
+
+async def test_a_schedule_fires_each_tick_once(store: Store, clock: FakeClock) -> None:
+    added = await store.add_schedule(every_5("five", queue="cron"), clock())
+    first = next_tick(EVERY_5, "UTC", clock())
+    assert (added.next_at, added.last_at, added.paused) == (first, None, False)
+    assert await store.fire_schedules(clock()) == set()  # not yet
+    clock.now = first
+    assert await store.fire_schedules(clock()) == {"cron"}
+    assert await store.fire_schedules(clock.advance(0.5)) == set()  # fired already
+    assert await tick_keys(store, "five") == ["schedule:five:2023-11-14T22:15:00Z"]
+    (job,) = await store.list_jobs(queue="cron")
+    assert (job.task, job.args, job.state) == ("echo", ["tick"], S.QUEUED)
+    (now,) = await store.schedules()
+    assert (now.next_at, now.last_at) == (first + 300, first)
+    clock.now = first + 300
+    await store.fire_schedules(clock())
+    assert len(await tick_keys(store, "five")) == 2
+
+
+async def test_missed_ticks_follow_the_catch_up_policy(store: Store, clock: FakeClock) -> None:
+    for policy in CatchUp:
+        await store.add_schedule(every_5(f"p-{policy}", policy), clock())
+    first = next_tick(EVERY_5, "UTC", clock())
+    clock.now = first + 3600 + 120  # 13 ticks passed; the latest is two minutes late
+    await store.fire_schedules(clock())
+    assert await tick_keys(store, "p-none") == []
+    assert await tick_keys(store, "p-last") == ["schedule:p-last:2023-11-14T23:15:00Z"]
+    assert len(await tick_keys(store, "p-all")) == 13
+    for s in await store.schedules():
+        assert s.next_at == first + 3900  # each goes on from the next tick
+    assert await store.fire_schedules(clock()) == set()
+
+
+async def test_bad_schedule_requests_change_nothing(store: Store, clock: FakeClock) -> None:
+    await store.add_schedule(every_5("five"), clock())
+    with pytest.raises(Conflict, match="exists already"):
+        await store.add_schedule(every_5("five", CatchUp.ALL), clock())
+    (kept,) = await store.schedules()
+    assert kept.catch_up is CatchUp.LAST
+    for op in (
+        store.remove_schedule("nope"),
+        store.pause_schedule("nope", True, clock()),
+        store.pause_schedule("nope", False, clock()),
+    ):
+        with pytest.raises(UnknownSchedule, match="no schedule named 'nope'"):
+            await op
+    assert [s.name for s in await store.schedules()] == ["five"]
+    gone = await store.remove_schedule("five")
+    assert gone.name == "five" and await store.schedules() == []
+
+
+async def test_a_paused_schedule_skips_the_ticks_it_missed(store: Store, clock: FakeClock) -> None:
+    await store.add_schedule(every_5("five", CatchUp.ALL), clock())
+    paused = await store.pause_schedule("five", True, clock())
+    assert paused.paused
+    clock.advance(3600)
+    assert await store.fire_schedules(clock()) == set()
+    resumed = await store.pause_schedule("five", False, clock())
+    assert not resumed.paused and resumed.next_at == next_tick(EVERY_5, "UTC", clock())
+    assert await store.fire_schedules(clock()) == set()
+    clock.now = resumed.next_at
+    await store.fire_schedules(clock())
+    assert len(await tick_keys(store, "five")) == 1
+
+
+async def test_upsert_keeps_the_next_tick_unless_the_cron_changes(
+    store: Store, clock: FakeClock
+) -> None:
+    spec = every_5("task:t")
+    await store.upsert_schedules([spec], clock())
+    await store.pause_schedule("task:t", True, clock())
+    await store.upsert_schedules([spec], clock.advance(3600))  # a worker connects again
+    (same,) = await store.schedules()
+    assert same.paused and same.next_at == next_tick(EVERY_5, "UTC", clock.now - 3600)
+    hourly = msgspec.structs.replace(spec, cron="0 * * * *", tz="Europe/Berlin")
+    await store.upsert_schedules([hourly], clock())
+    (changed,) = await store.schedules()
+    assert (changed.cron, changed.tz, changed.paused) == ("0 * * * *", "Europe/Berlin", True)
+    assert changed.next_at == next_tick("0 * * * *", "Europe/Berlin", clock())
+
+
+async def test_two_stores_firing_at_once_fire_each_tick_once(
+    durable_backend: Backend, clock: FakeClock
+) -> None:
+    a, b = durable_backend.open(), durable_backend.open()
+    try:
+        for n in range(5):
+            await a.add_schedule(every_5(f"s{n}", CatchUp.ALL), clock())
+        clock.advance(3600)
+        for _ in range(3):
+            await asyncio.gather(a.fire_schedules(clock()), b.fire_schedules(clock()))
+        jobs = await a.list_jobs(limit=1000)
+        assert len(jobs) == 5 * 12
+        assert len({j.key for j in jobs}) == len(jobs)
+    finally:
+        await a.close()
+        await b.close()

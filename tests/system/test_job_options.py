@@ -114,11 +114,12 @@ def test_delays_in_units_and_a_time_of_day(server: Server, procs: Procs, cli: Cl
     later_job = status(cli, server, later)
     assert later_job["run_at"] == pytest.approx(later_job["submitted_at"] + 60, abs=0.5)
 
-    # When: a worker serves the queue. Then: each due job starts within a second of its
-    # time, and the one a minute away waits.
+    # When: a worker serves the queue. Then: each due job starts soon after its time
+    # (promotion runs every 0.25 s; the slack is for a loaded machine's processes), and
+    # the one a minute away waits.
     procs.worker(server, "w-delay", concurrency=2)
     for job in (soon, timed):
         cli("result", job, "--wait", "--timeout", 30, server=at)
         ran = status(cli, server, job)
-        assert ran["run_at"] <= ran["started_at"] <= ran["run_at"] + 1.0
+        assert ran["run_at"] <= ran["started_at"] <= ran["run_at"] + 3.0
     assert status(cli, server, later)["state"] == "scheduled"

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from runq import errors
 from runq.errors import FrameTooLarge, ProtocolError, RunqError
 from runq.model import Assignment, ErrorInfo, Job, JobSpec, JobState, Outcome
+from runq.model.output import JobLogs, LogLine, OutputBatch
+from runq.model.schedule import CatchUp, Schedule, ScheduleSpec
 from runq.protocol import codec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
@@ -79,6 +81,7 @@ SAMPLES: list[msgspec.Struct] = [
                 timeout=3.0,
                 key="k",
             ),
+            JobSpec("echo", args=["a"], unique_for=600.0, unique_mode="refuse"),
         ],
     ),
     m.Get(2, 42),
@@ -91,7 +94,29 @@ SAMPLES: list[msgspec.Struct] = [
     m.ListQueues(9),
     m.PauseQueue(10, "emails", True),
     m.QueueList(10, [m.QueueInfo("emails", {"queued": 3}, True)]),
+    m.AddSchedule(11, ScheduleSpec("nightly", "30 2 * * *", JobSpec("echo"), "Europe/Berlin")),
+    m.ListSchedules(12),
+    m.RemoveSchedule(13, "nightly"),
+    m.PauseSchedule(14, "nightly", True),
+    m.ScheduleList(
+        12,
+        [
+            Schedule(
+                "nightly",
+                "30 2 * * *",
+                "Europe/Berlin",
+                JobSpec("echo", ["hi"], queue="cron"),
+                CatchUp.ALL,
+                False,
+                1_700_000_100.0,
+                None,
+                1_700_000_000.0,
+            )
+        ],
+    ),
+    m.TaskSchedules([ScheduleSpec("task:app.beat", "*/5 * * * *", JobSpec("app.beat"))]),
     m.Submitted(1, [1, 2, 3]),
+    m.Submitted(1, [1, 2, 1], [2]),
     m.JobReply(2, JOB),
     m.JobList(4, [JOB, JOB]),
     m.WorkerList(
@@ -121,6 +146,19 @@ SAMPLES: list[msgspec.Struct] = [
     m.Drain(),
     m.Release(10, [(42, 7)]),
     m.Status(31.5, [m.ProcInfo(4242, "busy", 7, 20.5)]),
+    m.ReadLogs(14, 42),
+    m.ReadLogs(15, 42, after=17, limit=100),
+    m.LogsReply(
+        14,
+        JobLogs(42, JobState.RUNNING, [LogLine(1, 1, 1.5, "stdout", "resized 1")], 1, 0.4, "m"),
+    ),
+    m.LogsReply(15, JobLogs(42, JobState.SUCCEEDED, [], 17)),
+    m.Output(
+        [
+            OutputBatch(42, 7, [(1.5, "stdout", "hello"), (1.6, "log", "INFO t: x")], 0.4, "m"),
+            OutputBatch(43, 2, progress=1.0),
+        ]
+    ),
 ]
 
 
@@ -272,6 +310,13 @@ def test_a_garbage_body_is_a_protocol_error(body: bytes) -> None:
         (["submit", 1, []], r"Expected `array` of length >= 1"),
         (["submit", 1, [{"task": "has space"}]], r"at `\$\[2\]\[0\]\.task`"),
         (["submit", 1, [{"task": "t", "priority": 10**7}]], r"at `\$\[2\]\[0\]\.priority`"),
+        (["submit", 1, [{"task": "t", "unique_for": 0}]], r"at `\$\[2\]\[0\]\.unique_for`"),
+        (
+            ["submit", 1, [{"task": "t", "unique_for": -5}]],
+            r"> 0.0 - at `\$\[2\]\[0\]\.unique_for`",
+        ),
+        (["submit", 1, [{"task": "t", "unique_for": 1e12}]], r"at `\$\[2\]\[0\]\.unique_for`"),
+        (["submit", 1, [{"task": "t", "unique_mode": "skip"}]], r"\.unique_mode`"),
         (["list", 1, None, None, L.MAX_LIST + 1, None], r"at `\$\[4\]`"),
     ],
 )
@@ -448,7 +493,57 @@ def test_an_error_frame_rebuilds_the_same_error(cls: type[RunqError]) -> None:
     assert err.message == "why"
 
 
+def test_submitted_gained_merged_as_a_trailing_field_old_peers_skip() -> None:
+    # Given: the reply of a broker that knows merged, and of one that does not
+    new = codec.encode(m.Submitted(7, [4, 5, 4], [2]))
+    body = msgspec.msgpack.encode(["submitted", 7, [4, 5]])
+    old = len(body).to_bytes(L.HEADER_SIZE, "big") + body
+    # Then: this client reads both (an old client ignores a trailing field it lacks)
+    (got,) = codec.client_side().feed(new)
+    assert (got.ids, got.merged) == ([4, 5, 4], [2])
+    (got,) = codec.client_side().feed(old)
+    assert (got.ids, got.merged) == ([4, 5], [])
+
+    class OldSubmitted(msgspec.Struct, array_like=True, tag="submitted", tag_field="t"):
+        req: int
+        ids: list[int]
+
+    assert msgspec.msgpack.decode(new[L.HEADER_SIZE :], type=OldSubmitted).ids == [4, 5, 4]
+
+
+def test_an_already_queued_error_names_the_existing_job() -> None:
+    sent = m.Error(1, "already_queued", "job 12 is already queued with the same task and arguments")
+    (got,) = codec.client_side().feed(codec.encode(sent))
+    err = errors.from_code(got.code, got.message)
+    assert isinstance(err, errors.AlreadyQueued) and err.job_id == 12
+
+
 def test_an_unknown_error_code_becomes_a_plain_runq_error() -> None:
     err = errors.from_code("from_the_future", "new")
     assert type(err) is RunqError
     assert str(err) == "new"
+
+
+# -- job output ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ["output", []],  # no batches
+        ["output", [[42, 7, [[1.5, "tty", "x"]], None, None]]],  # unknown stream
+        ["output", [[42, 7, [[1.5, "stdout", "x" * 4097]], None, None]]],  # line too long
+        ["output", [[42, 7, [], 1.5, None]]],  # progress past 1
+        ["output", [[42, 7, [], 0.5, "m" * 201]]],  # message too long
+        ["output", [[42, 7, [[1.5, "stdout", "x"]] * 1001, None, None]]],  # too many lines
+    ],
+)
+def test_output_out_of_bounds_is_refused(fields: list[Any]) -> None:
+    with pytest.raises(ProtocolError, match="invalid message"):
+        codec.FrameDecoder(m.TO_BROKER_WORKER).feed(raw_frame(*fields))
+
+
+@pytest.mark.parametrize("fields", [["logs", 1, 42, -1], ["logs", 1, 0], ["logs", 1, 42, 0, 0]])
+def test_read_logs_with_a_bad_job_seq_or_limit_is_refused(fields: list[Any]) -> None:
+    with pytest.raises(ProtocolError, match="invalid message"):
+        codec.FrameDecoder(m.TO_BROKER_CLIENT).feed(raw_frame(*fields))

@@ -33,6 +33,8 @@ class WorkerSession:
     closed: bool = False
     draining: bool = False  # the worker is stopping: assign nothing more
     status: m.Status | None = None  # its last status message
+    # held while its output is stored: its lines go in in order, and before its report
+    output_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def free(self) -> int:

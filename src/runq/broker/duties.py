@@ -14,6 +14,7 @@ from runq.broker.cluster import PUBLISH_EVERY
 log = logging.getLogger("runq.broker")
 PURGE_BATCH = 1000  # finished jobs deleted in one transaction
 PURGE_ROUNDS = 10  # batches in one purge call
+SCHEDULE_EVERY = 0.5  # seconds between looks for due schedule ticks
 
 
 class Duties:
@@ -23,6 +24,14 @@ class Duties:
     async def promote(self, now: float) -> int:
         """Scheduled jobs whose time has come become queued."""
         queues = await self.broker.store.promote_scheduled(now)
+        if queues:
+            self.broker.dispatcher.wake(queues)
+        return len(queues)
+
+    async def fire_schedules(self, now: float) -> int:
+        """Ticks of periodic schedules that are due become jobs (each tick once, whichever
+        broker fires it); the dispatcher hears of the queues that got them."""
+        queues = await self.broker.store.fire_schedules(now)
         if queues:
             self.broker.dispatcher.wake(queues)
         return len(queues)
@@ -78,13 +87,16 @@ class Duties:
     async def run(self) -> None:
         cfg = self.broker.config
         loop = asyncio.get_running_loop()
-        next_sweep = next_purge = next_publish = loop.time()
+        next_sweep = next_purge = next_publish = next_fire = loop.time()
         while True:
             try:
                 await self.promote(self.broker.clock())
                 if loop.time() >= next_sweep:
                     await self.expire_leases(self.broker.clock())
                     next_sweep = loop.time() + cfg.sweep_every
+                if loop.time() >= next_fire:
+                    await self.fire_schedules(self.broker.clock())
+                    next_fire = loop.time() + SCHEDULE_EVERY
                 if loop.time() >= next_purge:
                     await self.purge(self.broker.clock())
                     next_purge = loop.time() + cfg.purge_every

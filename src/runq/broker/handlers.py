@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 async def submit(broker: Broker, conn: Connection, msg: m.Submit) -> None:
-    conn.send(m.Submitted(msg.req, await ops.submit(broker, msg.jobs)))
+    ids = await ops.submit(broker, msg.jobs)
+    conn.send(m.Submitted(msg.req, ids, ids.merged))
 
 
 async def get(broker: Broker, conn: Connection, msg: m.Get) -> None:
@@ -54,12 +55,37 @@ async def queues(broker: Broker, conn: Connection, msg: m.ListQueues) -> None:
     conn.send(m.QueueList(msg.req, await ops.queues(broker)))
 
 
+async def read_logs(broker: Broker, conn: Connection, msg: m.ReadLogs) -> None:
+    conn.send(m.LogsReply(msg.req, await ops.logs(broker, msg.id, msg.after, msg.limit)))
+
+
 async def pause(broker: Broker, conn: Connection, msg: m.PauseQueue) -> None:
     await ops.pause_queue(broker, msg.queue, msg.paused)
     conn.send(m.QueueList(msg.req, [q for q in await ops.queues(broker) if q.name == msg.queue]))
 
 
+async def add_schedule(broker: Broker, conn: Connection, msg: m.AddSchedule) -> None:
+    conn.send(m.ScheduleList(msg.req, [await ops.add_schedule(broker, msg.schedule)]))
+
+
+async def list_schedules(broker: Broker, conn: Connection, msg: m.ListSchedules) -> None:
+    conn.send(m.ScheduleList(msg.req, await ops.schedules(broker)))
+
+
+async def remove_schedule(broker: Broker, conn: Connection, msg: m.RemoveSchedule) -> None:
+    conn.send(m.ScheduleList(msg.req, [await ops.remove_schedule(broker, msg.name)]))
+
+
+async def pause_schedule(broker: Broker, conn: Connection, msg: m.PauseSchedule) -> None:
+    found = await ops.pause_schedule(broker, msg.name, msg.paused)
+    conn.send(m.ScheduleList(msg.req, [found]))
+
+
 # -- worker port ------------------------------------------------------------------------
+
+
+async def task_schedules(broker: Broker, conn: Connection, msg: m.TaskSchedules) -> None:
+    await ops.declare_schedules(broker, msg.schedules)
 
 
 async def report(broker: Broker, conn: Connection, msg: m.Report) -> None:
@@ -68,6 +94,9 @@ async def report(broker: Broker, conn: Connection, msg: m.Report) -> None:
     for outcome in msg.outcomes:
         session.inflight.pop(outcome.id, None)
     broker.dispatcher.wake()  # room was made: claim more while the report commits
+    if session.output_lock.locked():  # the lines the job wrote before it ended go first
+        async with session.output_lock:
+            pass
     res = await ops.report(broker, session.id, msg.outcomes)
     conn.send(m.Reported(msg.seq))
     session.done += len(res.accepted)
@@ -102,6 +131,13 @@ async def release(broker: Broker, conn: Connection, msg: m.Release) -> None:
         broker.dispatcher.wake(queues)
 
 
+async def output(broker: Broker, conn: Connection, msg: m.Output) -> None:
+    session = conn.session
+    assert session is not None
+    async with session.output_lock:
+        await broker.store.append_output(session.id, msg.batches, broker.clock())
+
+
 async def status(broker: Broker, conn: Connection, msg: m.Status) -> None:
     session = conn.session
     assert session is not None
@@ -119,6 +155,11 @@ CLIENT_HANDLERS: dict[type, Handler] = {
     m.ListWorkers: workers,
     m.ListQueues: queues,
     m.PauseQueue: pause,
+    m.ReadLogs: read_logs,
+    m.AddSchedule: add_schedule,
+    m.ListSchedules: list_schedules,
+    m.RemoveSchedule: remove_schedule,
+    m.PauseSchedule: pause_schedule,
 }
 
 WORKER_HANDLERS: dict[type, Handler] = {
@@ -127,4 +168,6 @@ WORKER_HANDLERS: dict[type, Handler] = {
     m.Drain: drain,
     m.Release: release,
     m.Status: status,
+    m.Output: output,
+    m.TaskSchedules: task_schedules,
 }

@@ -6,29 +6,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from runq.errors import ProtocolError, Unavailable, UnknownJob
+from runq.errors import ProtocolError, ScheduleError, Unavailable, UnknownJob
 from runq.model import Assignment, Job, JobSpec, JobState, Outcome
+from runq.model.output import JobLogs
+from runq.model.schedule import TASK_PREFIX, Schedule, ScheduleSpec, check
+from runq.model.unique import SubmitIds
 from runq.protocol import messages as m
 from runq.store.base import ReportResult
 
 if TYPE_CHECKING:
     from runq.broker.server import Broker
 
+log = logging.getLogger("runq.broker")
 RECHECK_EVERY = 1.0  # seconds: a long-polling claim looks at the store at least this often
 
 
-async def submit(broker: Broker, specs: Sequence[JobSpec]) -> list[int]:
+async def submit(broker: Broker, specs: Sequence[JobSpec]) -> SubmitIds:
+    """Store the jobs; ``merged`` positions were answered with a job already there."""
     if not broker.accepting:
         raise Unavailable("the broker is shutting down; submit to another broker or retry")
     began = time.perf_counter()
     ids = await broker.store.submit_many(specs, broker.clock())
     broker.metrics.on_submit(specs, time.perf_counter() - began)
-    broker.counters["submitted"] += len(ids)
-    broker.activity.add("submitted", len(ids), broker.clock())
+    broker.counters["submitted"] += len(ids) - len(ids.merged)
+    broker.activity.add("submitted", len(ids) - len(ids.merged), broker.clock())
     broker.dispatcher.wake({spec.queue for spec in specs})
     return ids
 
@@ -125,3 +131,60 @@ async def pause_queue(broker: Broker, queue: str, paused: bool) -> None:
     else:
         broker.paused_queues.discard(queue)
         broker.dispatcher.wake([queue])
+
+
+async def logs(broker: Broker, job_id: int, after: int, limit: int) -> JobLogs:
+    """A job's lines past ``after``. The job is read first: when it has finished, every
+    line its attempts sent before their reports is among those read after it."""
+    job = await get(broker, job_id)
+    lines = await broker.store.read_logs(job_id, after, limit)
+    return JobLogs(
+        job.id,
+        job.state,
+        lines,
+        lines[-1].seq if lines else after,
+        job.progress,
+        job.progress_message,
+    )
+
+
+# -- periodic schedules (cron) ----------------------------------------------------------
+
+
+async def add_schedule(broker: Broker, spec: ScheduleSpec) -> Schedule:
+    """Store a schedule after checking its cron and zone (ScheduleError: nothing is
+    stored). The names ``task:...`` belong to the tasks' own schedules."""
+    if spec.name.startswith(TASK_PREFIX):
+        raise ScheduleError(
+            f"schedule names starting with {TASK_PREFIX!r} belong to @runq.task(cron=...)"
+        )
+    return await broker.store.add_schedule(check(spec), broker.clock())
+
+
+async def declare_schedules(broker: Broker, specs: Sequence[ScheduleSpec]) -> int:
+    """Add or update the schedules of a worker's tasks; those that are not ``task:...``
+    or do not check out are left out (and logged). Returns how many were kept."""
+    kept = []
+    for spec in specs:
+        try:
+            if not spec.name.startswith(TASK_PREFIX):
+                raise ScheduleError(f"a worker's schedule name must start with {TASK_PREFIX!r}")
+            kept.append(check(spec))
+        except ScheduleError as exc:
+            log.warning("schedule %r of a worker refused: %s", spec.name, exc.message)
+    if kept:
+        await broker.store.upsert_schedules(kept, broker.clock())
+    return len(kept)
+
+
+async def schedules(broker: Broker) -> list[Schedule]:
+    return await broker.store.schedules()
+
+
+async def remove_schedule(broker: Broker, name: str) -> Schedule:
+    return await broker.store.remove_schedule(name)
+
+
+async def pause_schedule(broker: Broker, name: str, paused: bool) -> Schedule:
+    """Stop (or restart) firing a schedule; a resumed one skips the ticks it missed."""
+    return await broker.store.pause_schedule(name, paused, broker.clock())

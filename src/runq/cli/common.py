@@ -15,6 +15,7 @@ import click
 
 from runq.client.transport import format_server, parse_servers
 from runq.errors import ConfigError, RunqError
+from runq.model.spec import TEN_YEARS
 
 T = TypeVar("T")
 CLIENT_PORT = 1209
@@ -137,6 +138,16 @@ def delay(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
     seconds = seconds_of(value)
     if seconds < 0:
         raise click.BadParameter("must not be negative")
+    return seconds
+
+
+def unique_window(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``--unique-for``: a duration (``90s``, ``10m``, ``2h``, ``7d``) above 0."""
+    if value is None:
+        return None
+    seconds = seconds_of(value)
+    if not 0 < seconds <= TEN_YEARS:
+        raise click.BadParameter("must be greater than 0 and at most 10 years")
     return seconds
 
 

@@ -20,6 +20,7 @@ from runq.cli.common import (
     positive,
     server_option,
     token,
+    unique_window,
 )
 from runq.cli.common import (
     delay as delay_option,
@@ -34,10 +35,11 @@ from runq.cli.render import (
     to_json,
 )
 from runq.client import Client
-from runq.client.aio import command_spec, spec, to_spec
+from runq.client.aio import command_spec, joined, spec, to_spec
 from runq.errors import InvalidArguments, Timeout
 from runq.model import Job, JobSpec, JobState
 from runq.model.spec import COMMAND_TASK, MAX_JOB_ID
+from runq.model.unique import SubmitIds
 from runq.protocol.limits import MAX_FRAME
 
 SEND_BATCH = 1000
@@ -95,6 +97,22 @@ def split_words(words: tuple[str, ...]) -> tuple[str, list[str]]:
     "--backoff", type=float, default=None, callback=positive, help="Retry back-off base in seconds."
 )
 @click.option(
+    "--unique-for",
+    "unique_for",
+    default=None,
+    callback=unique_window,
+    metavar="DURATION",
+    help="A unique job: a twin (same task and args, or --key, in the queue) submitted"
+    " within this time (90s, 10m, 2h) while this one is unfinished gets its ID.",
+)
+@click.option(
+    "--unique-mode",
+    type=click.Choice(["merge", "refuse"]),
+    default=None,
+    help="With --unique-for: merge (answer with the existing job, the default) or"
+    " refuse (fail, naming it).",
+)
+@click.option(
     "--wait", "wait_", is_flag=True, help="Wait, print the result; exit 1 if the job failed."
 )
 @click.option(
@@ -122,6 +140,8 @@ def submit(
     timeout: float | None,
     key: str | None,
     backoff: float | None,
+    unique_for: float | None,
+    unique_mode: str | None,
     wait_: bool,
     kw: tuple[str, ...],
     is_cmd: bool,
@@ -136,6 +156,9 @@ def submit(
     options: dict[str, Any] = {"queue": queue, "priority": priority, "delay": delay}
     options["run_at"] = run_at
     options |= {"retries": retries, "timeout": timeout, "backoff": backoff}
+    if unique_mode is not None and unique_for is None:
+        raise click.UsageError("--unique-mode goes with --unique-for")
+    options |= {"unique_for": unique_for, "unique_mode": unique_mode}
     if batch is not None:
         if words or key:
             raise click.UsageError("--batch takes its jobs from the file; give no TASK or --key")
@@ -156,12 +179,30 @@ def submit(
         task, args = split_words(words)
         job = spec(task, *args, kwargs=dict(parse_kw(k) for k in kw), key=key, **options)
     with connect(server) as client:
-        job_id = client.submit_many([job])[0]
+        ids = client.submit_many([job])
+        job_id = ids[0]
         if not wait_:
-            click.echo(f"Job ID: {job_id}")
+            note = merged_note(client, job, job_id) if ids.merged else ""
+            click.echo(f"Job ID: {job_id}{note}")
             return
         done = client.wait(job_id)
     show_result(done, as_json=False)
+
+
+def duration_text(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def merged_note(client: Client, job: JobSpec, job_id: int) -> str:
+    """Why a submit answered with job ``job_id``, which was already there (an idempotency
+    key's hit prints as it always has: the id alone)."""
+    if job.unique_for is None:
+        return ""
+    state = client.get(job_id).state
+    return f" (already {state}: unique for {duration_text(job.unique_for)})"
 
 
 def parse_kw(text: str) -> tuple[str, Any]:
@@ -215,7 +256,7 @@ def _parse_line(line: str, options: dict[str, Any]) -> JobSpec:
 
 
 def send_batch(client: Client, specs: list[JobSpec]) -> None:
-    ids: list[int] = []
+    ids = SubmitIds()
     chunks = [specs[i : i + SEND_BATCH] for i in range(0, len(specs), SEND_BATCH)]
     if sys.stderr.isatty():
         from rich.progress import Progress
@@ -223,12 +264,14 @@ def send_batch(client: Client, specs: list[JobSpec]) -> None:
         with Progress(transient=True) as progress:
             bar = progress.add_task("submitting", total=len(specs))
             for chunk in chunks:
-                ids += client.submit_many(chunk)
+                ids = joined(ids, client.submit_many(chunk))
                 progress.advance(bar, len(chunk))
     else:
         for chunk in chunks:
-            ids += client.submit_many(chunk)
-    click.echo(f"Submitted {len(ids)} jobs: first ID {ids[0]}, last ID {ids[-1]}")
+            ids = joined(ids, client.submit_many(chunk))
+    merged = len(ids.merged)
+    note = f" ({merged} answered with jobs already there)" if merged else ""
+    click.echo(f"Submitted {len(ids)} jobs: first ID {ids[0]}, last ID {ids[-1]}{note}")
 
 
 @click.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from runq.cli import admin, bench, jobs, migrate, queues, serve, top
+from runq.cli import admin, bench, jobs, logs, migrate, queues, schedules, serve, top
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -29,9 +29,11 @@ for command in (
     jobs.cancel,
     jobs.retry,
     jobs.list_jobs,
+    logs.logs,
     admin.workers,
     admin.stats,
     queues.queue,
+    schedules.schedule,
     top.top,
     bench.bench,
     migrate.migrate,

@@ -33,14 +33,22 @@ def task_line(job: Job) -> str:
     return " ".join(parts)
 
 
+def progress_text(fraction: float, message: str | None) -> str:
+    """`40% resized 40 of 100`."""
+    return f"{fraction * 100:.0f}%" + (f" {message}" if message else "")
+
+
 def status_line(job: Job, now: float | None = None) -> str:
     now = time.time() if now is None else now
     attempt = f"attempt {job.attempts} of {job.max_attempts}"
     s = job.state
     if s is JobState.RUNNING:
+        doing = ""
+        if job.progress is not None:
+            doing = f": {progress_text(job.progress, job.progress_message)}"
         return (
             f"Job {job.id}: running on worker {job.worker}"
-            f" ({attempt}, started {ago(job.started_at, now)})"
+            f" ({attempt}, started {ago(job.started_at, now)}){doing}"
         )
     if s is JobState.QUEUED:
         since = ago(job.submitted_at, now)

@@ -10,7 +10,7 @@ import asyncio
 import builtins
 import datetime
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -24,14 +24,18 @@ from runq.errors import (
     Timeout,
     Unavailable,
 )
-from runq.model import Job, JobSpec, JobState
+from runq.model import TERMINAL_STATES, Job, JobSpec, JobState
+from runq.model.output import MAX_LINES, JobLogs, LogLine
+from runq.model.schedule import DEFAULT_CATCH_UP, DEFAULT_TZ, Schedule, ScheduleSpec, check
 from runq.model.spec import COMMAND_TASK
+from runq.model.unique import SubmitIds
 from runq.protocol import codec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
 from runq.tasks import options_of
 
 WAIT_SLICE = 30.0  # seconds one WAIT request may block on the broker
+FOLLOW_POLL = 0.5  # seconds between reads of a running job's output when following it
 RESUBMIT_TRIES = 8  # reconnections for a keyed submit whose connection was lost (~10 s)
 
 
@@ -47,6 +51,21 @@ class JobFailed(RunqError):
         self.job = job
 
 
+def joined(a: SubmitIds, b: SubmitIds) -> SubmitIds:
+    """The answers of two submits one after the other, as one."""
+    return SubmitIds([*a, *b], [*a.merged, *(len(a) + i for i in b.merged)])
+
+
+def _unique_for(
+    unique_for: float | datetime.timedelta | None, unique_mode: str | None
+) -> float | None:
+    if unique_mode is not None and unique_for is None:
+        raise InvalidArguments("invalid job: unique_mode needs unique_for")
+    if isinstance(unique_for, datetime.timedelta):
+        return unique_for.total_seconds()
+    return unique_for
+
+
 def spec(
     task: str | Callable[..., Any],
     *args: Any,
@@ -59,15 +78,21 @@ def spec(
     timeout: float | None = None,
     key: str | None = None,
     backoff: float | None = None,
+    unique_for: float | datetime.timedelta | None = None,
+    unique_mode: str | None = None,
     **task_kwargs: Any,
 ) -> JobSpec:
     """A validated JobSpec. ``task`` is a name or an ``@runq.task`` function (whose
     options are the defaults); keywords that are not job options go to the task, and
     ``kwargs=`` passes task keywords whose names clash with job options. ``retries`` is
     the number of tries after the first. ``delay`` is seconds (or a timedelta) from now;
-    ``run_at`` seconds since the epoch or a datetime (a naive one is local time)."""
+    ``run_at`` seconds since the epoch or a datetime (a naive one is local time).
+    ``unique_for`` (seconds or a timedelta) makes the job unique: a twin submitted in
+    that time while it has not finished gets its id (``unique_mode="refuse"``: an
+    ``AlreadyQueued`` error) instead of a new job."""
     if isinstance(delay, datetime.timedelta):
         delay = delay.total_seconds()
+    unique_for = _unique_for(unique_for, unique_mode)
     if isinstance(run_at, datetime.datetime):
         run_at = run_at.timestamp()
     options: dict[str, Any] = {
@@ -79,6 +104,8 @@ def spec(
         "key": key,
         "backoff": backoff,
         "max_attempts": None if retries is None else retries + 1,
+        "unique_for": unique_for,
+        "unique_mode": unique_mode,
     }
     if not isinstance(task, str):
         opts = options_of(task)
@@ -129,6 +156,26 @@ def to_spec(raw: Mapping[str, Any] | JobSpec) -> JobSpec:
     if isinstance(raw, JobSpec):
         return raw
     return _convert({k: v for k, v in raw.items() if v is not None})
+
+
+def schedule_spec(
+    name: str,
+    cron: str,
+    task: str | Callable[..., Any],
+    *args: Any,
+    tz: str = DEFAULT_TZ,
+    catch_up: str = DEFAULT_CATCH_UP,
+    **options: Any,
+) -> ScheduleSpec:
+    """A checked ScheduleSpec: the job as ``spec`` builds it, fired at each tick of
+    ``cron`` in ``tz``. A bad cron or zone raises ScheduleError here."""
+    job = spec(task, *args, **options)
+    raw = {"name": name, "cron": cron, "job": job, "tz": tz, "catch_up": catch_up}
+    try:
+        found = msgspec.convert(raw, ScheduleSpec, from_attributes=True)
+    except msgspec.ValidationError as exc:
+        raise InvalidArguments(f"invalid schedule: {exc}") from None
+    return check(found)
 
 
 class AsyncClient:
@@ -258,17 +305,19 @@ class AsyncClient:
         job_id: int = reply.ids[0]
         return job_id
 
-    async def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[int]:
-        """Submit many jobs in batches; each batch is committed before it is answered."""
+    async def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> SubmitIds:
+        """Submit many jobs in batches; each batch is committed before it is answered.
+        The ids' ``merged`` lists the positions answered with a job already there (a used
+        idempotency key, or a unique job's unfinished twin)."""
         specs = [to_spec(j) for j in jobs]
         if not specs:
-            return []
-        ids: list[int] = []
-        for start in range(0, len(specs), L.MAX_BATCH):
-            ids += await self._submit_chunk(specs[start : start + L.MAX_BATCH])
+            return SubmitIds()
+        ids = await self._submit_chunk(specs[: L.MAX_BATCH])
+        for start in range(L.MAX_BATCH, len(specs), L.MAX_BATCH):
+            ids = joined(ids, await self._submit_chunk(specs[start : start + L.MAX_BATCH]))
         return ids
 
-    async def _submit_chunk(self, specs: list[JobSpec]) -> list[int]:
+    async def _submit_chunk(self, specs: list[JobSpec]) -> SubmitIds:
         """Submit one chunk. When every job has an idempotency key, a connection lost
         before the answer is survived: the chunk goes again and the broker answers with
         the ids it already gave (no job is stored twice)."""
@@ -282,7 +331,7 @@ class AsyncClient:
             tries += 1
             await asyncio.sleep(min(0.05 * 2**tries, 2.0))
 
-    async def _submit_frame(self, specs: list[JobSpec]) -> list[int]:
+    async def _submit_frame(self, specs: list[JobSpec]) -> SubmitIds:
         """One SUBMIT frame, or two halves when the frame would pass the broker's limit."""
         t = await self._conn()
         req = t.next_id()
@@ -294,10 +343,10 @@ class AsyncClient:
                     f" {t.max_frame} bytes in one frame"
                 )
             half = len(specs) // 2
-            return await self._submit_frame(specs[:half]) + await self._submit_frame(specs[half:])
-        reply = await t.request(frame, req)
-        ids: list[int] = reply.ids
-        return ids
+            first = await self._submit_frame(specs[:half])
+            return joined(first, await self._submit_frame(specs[half:]))
+        reply: m.Submitted = await t.request(frame, req)
+        return SubmitIds(reply.ids, reply.merged)
 
     # -- asking ------------------------------------------------------------------------
 
@@ -305,6 +354,29 @@ class AsyncClient:
         reply = await self._call(lambda req: m.Get(req, job_id))
         job: Job = reply.job
         return job
+
+    async def logs(self, job_id: int, after: int = 0, limit: int = MAX_LINES) -> JobLogs:
+        """Up to ``limit`` output lines of a job with ``seq`` past ``after``, oldest first,
+        with its state and progress; read on with the answer's ``next`` as ``after``."""
+        if after < 0:
+            raise InvalidArguments(f"after must be 0 or more, not {after}")
+        reply = await self._call(lambda req: m.ReadLogs(req, job_id, after, limit))
+        logs: JobLogs = reply.logs
+        return logs
+
+    async def follow(
+        self, job_id: int, after: int = 0, poll: float = FOLLOW_POLL
+    ) -> AsyncIterator[LogLine]:
+        """The job's output lines as they come, until it has finished and all are read."""
+        while True:
+            page = await self.logs(job_id, after)
+            for line in page.lines:
+                yield line
+            after = page.next
+            if len(page.lines) < MAX_LINES:
+                if page.state in TERMINAL_STATES:
+                    return
+                await asyncio.sleep(poll)
 
     async def wait(self, job_id: int, timeout: float | None = None) -> Job:
         """The job once it has finished; raises ``Timeout`` if ``timeout`` runs out."""
@@ -382,4 +454,39 @@ class AsyncClient:
     async def _pause(self, queue: str, paused: bool) -> m.QueueInfo:
         reply = await self._call(lambda req: m.PauseQueue(req, queue, paused))
         found: m.QueueInfo = reply.queues[0]
+        return found
+
+    # -- periodic schedules (cron) -----------------------------------------------------
+
+    async def add_schedule(
+        self, name: str, cron: str, task: str | Callable[..., Any], *args: Any, **options: Any
+    ) -> Schedule:
+        """Fire a job of ``task`` at each tick of ``cron`` (``tz=`` its zone, default
+        UTC; ``catch_up=`` none, last or all; other options as for ``submit``)."""
+        found = schedule_spec(name, cron, task, *args, **options)
+        reply = await self._call(lambda req: m.AddSchedule(req, found))
+        added: Schedule = reply.schedules[0]
+        return added
+
+    async def schedules(self) -> builtins.list[Schedule]:
+        reply = await self._call(lambda req: m.ListSchedules(req))
+        found: builtins.list[Schedule] = reply.schedules
+        return found
+
+    async def remove_schedule(self, name: str) -> Schedule:
+        reply = await self._call(lambda req: m.RemoveSchedule(req, name))
+        removed: Schedule = reply.schedules[0]
+        return removed
+
+    async def pause_schedule(self, name: str) -> Schedule:
+        """Stop firing the schedule's ticks."""
+        return await self._pause_schedule(name, True)
+
+    async def resume_schedule(self, name: str) -> Schedule:
+        """Fire the schedule again from its next tick (the ticks it missed are skipped)."""
+        return await self._pause_schedule(name, False)
+
+    async def _pause_schedule(self, name: str, paused: bool) -> Schedule:
+        reply = await self._call(lambda req: m.PauseSchedule(req, name, paused))
+        found: Schedule = reply.schedules[0]
         return found

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from runq.client.aio import AsyncClient
-from runq.model import Job, JobSpec
+from runq.client.aio import FOLLOW_POLL, AsyncClient
+from runq.model import TERMINAL_STATES, Job, JobSpec
+from runq.model.output import MAX_LINES, JobLogs, LogLine
+from runq.model.schedule import Schedule
+from runq.model.unique import SubmitIds
 from runq.protocol.messages import QueueInfo, WorkerInfo
 
 T = TypeVar("T")
@@ -47,11 +51,25 @@ class Client:
     def submit_command(self, argv: Sequence[str], **options: Any) -> int:
         return self._run(self._aio.submit_command(argv, **options))
 
-    def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> list[int]:
+    def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> SubmitIds:
         return self._run(self._aio.submit_many(jobs))
 
     def get(self, job_id: int) -> Job:
         return self._run(self._aio.get(job_id))
+
+    def logs(self, job_id: int, after: int = 0, limit: int = MAX_LINES) -> JobLogs:
+        return self._run(self._aio.logs(job_id, after, limit))
+
+    def follow(self, job_id: int, after: int = 0, poll: float = FOLLOW_POLL) -> Iterator[LogLine]:
+        """The job's output lines as they come, until it has finished and all are read."""
+        while True:
+            page = self.logs(job_id, after)
+            yield from page.lines
+            after = page.next
+            if len(page.lines) < MAX_LINES:
+                if page.state in TERMINAL_STATES:
+                    return
+                time.sleep(poll)
 
     def wait(self, job_id: int, timeout: float | None = None) -> Job:
         return self._run(self._aio.wait(job_id, timeout))
@@ -91,3 +109,20 @@ class Client:
 
     def resume(self, queue: str) -> QueueInfo:
         return self._run(self._aio.resume(queue))
+
+    def add_schedule(
+        self, name: str, cron: str, task: str | Callable[..., Any], *args: Any, **options: Any
+    ) -> Schedule:
+        return self._run(self._aio.add_schedule(name, cron, task, *args, **options))
+
+    def schedules(self) -> builtins.list[Schedule]:
+        return self._run(self._aio.schedules())
+
+    def remove_schedule(self, name: str) -> Schedule:
+        return self._run(self._aio.remove_schedule(name))
+
+    def pause_schedule(self, name: str) -> Schedule:
+        return self._run(self._aio.pause_schedule(name))
+
+    def resume_schedule(self, name: str) -> Schedule:
+        return self._run(self._aio.resume_schedule(name))

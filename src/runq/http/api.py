@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from runq.broker import operations as ops
 from runq.broker.activity import KEEP, Point
@@ -18,19 +20,32 @@ from runq.protocol import messages as m
 from .bodies import read
 from .deps import BrokerDep, JobIdParam
 from .errors import ERRORS
-from .schemas import JobPage, Retried, RetryFailed, SubmitBatch, Submitted, storable
+from .schemas import JobPage, MergedJob, Retried, RetryFailed, SubmitBatch, Submitted, storable
+
+SUBMIT_RESPONSES = {
+    **ERRORS,
+    200: ResponseSpec(
+        MergedJob,
+        description="The job was already there (its idempotency key was used, or it is a"
+        " unique job whose unfinished twin was submitted less than unique_for ago): no new"
+        " job was made; `merged` is true",
+    ),
+}
 
 
 class Jobs(Controller):
     path = "/jobs"
     tags = ["jobs"]
 
-    @post("/", summary="Submit one job", status_code=201, responses=ERRORS)
-    async def submit(self, broker: BrokerDep, request: Request[Any, Any, Any]) -> Job:
+    @post("/", summary="Submit one job", status_code=201, responses=SUBMIT_RESPONSES)
+    async def submit(self, broker: BrokerDep, request: Request[Any, Any, Any]) -> Response[Job]:
         data = await read(request, JobSpec)
         storable(data, "the job")
-        [job_id] = await ops.submit(broker, [data])
-        return await ops.get(broker, job_id)
+        ids = await ops.submit(broker, [data])
+        job = await ops.get(broker, ids[0])
+        if ids.merged:  # the job was already there: no new one was made
+            return Response(MergedJob.of(job), status_code=HTTP_200_OK)
+        return Response(job, status_code=HTTP_201_CREATED)
 
     @post(
         "/batch", summary="Submit many jobs in one transaction", status_code=201, responses=ERRORS
@@ -38,7 +53,8 @@ class Jobs(Controller):
     async def submit_batch(self, broker: BrokerDep, request: Request[Any, Any, Any]) -> Submitted:
         data = await read(request, SubmitBatch)
         storable(data, "the batch")
-        return Submitted(await ops.submit(broker, data.jobs))
+        ids = await ops.submit(broker, data.jobs)
+        return Submitted(ids, ids.merged)
 
     @get(
         "/{job_id:int}",

@@ -55,6 +55,8 @@ STATUS: Final[list[tuple[type[e.RunqError], int]]] = [
     (e.StaleFence, HTTP_409_CONFLICT),
     (e.JobError, HTTP_409_CONFLICT),
     (e.Conflict, HTTP_409_CONFLICT),
+    (e.UnknownSchedule, HTTP_404_NOT_FOUND),
+    (e.ScheduleError, HTTP_422_UNPROCESSABLE_ENTITY),
     (e.TaskError, HTTP_422_UNPROCESSABLE_ENTITY),
     (e.ConfigError, HTTP_400_BAD_REQUEST),
     (e.Unavailable, HTTP_503_SERVICE_UNAVAILABLE),

@@ -14,6 +14,7 @@ from litestar import Litestar
 
 from runq.broker.activity import Point
 from runq.model import Job, JobSpec
+from runq.model.output import JobLogs
 from runq.protocol import messages as m
 
 from . import schemas as s
@@ -42,6 +43,7 @@ DOCUMENTED: Final[tuple[type[msgspec.Struct], ...]] = (
     Health,
     Point,
     m.WorkerInfo,
+    JobLogs,
 )
 
 

@@ -39,6 +39,20 @@ class SubmitBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class Submitted(msgspec.Struct, frozen=True):
     ids: list[int]
+    # positions (from 0) answered with a job that was already there: an idempotency key
+    # already used, or a unique job's unfinished twin
+    merged: list[int] = []
+
+
+class MergedJob(Job, frozen=True):
+    """The job that was already there (a used idempotency key, or a unique job's
+    unfinished twin), answered with 200 instead of 201."""
+
+    merged: bool = True
+
+    @classmethod
+    def of(cls, job: Job) -> MergedJob:
+        return cls(**msgspec.structs.asdict(job))
 
 
 class JobPage(msgspec.Struct, frozen=True):

@@ -91,6 +91,9 @@ class Job(msgspec.Struct, frozen=True, omit_defaults=False):
     finished_at: float | None = None
     backoff: float | None = None
     history: list[AttemptInfo] = []  # filled by a single-job read, empty in lists
+    # the attempt's last runq.progress(fraction, message); single-job reads only
+    progress: float | None = None
+    progress_message: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -5,7 +5,7 @@ msgspec checks these bounds while it decodes, so a bad value is refused at the e
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import Meta
@@ -27,6 +27,7 @@ Attempts = Annotated[int, Meta(ge=1, le=MAX_ATTEMPTS)]
 Seconds = Annotated[float, Meta(ge=0, le=TEN_YEARS)]
 Timeout = Annotated[float, Meta(gt=0, le=TEN_YEARS)]
 Timestamp = Annotated[float, Meta(ge=0, le=2**40)]
+UniqueMode = Literal["merge", "refuse"]  # what a unique job's twin gets: its id, or an error
 
 
 class JobSpec(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
@@ -43,6 +44,10 @@ class JobSpec(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fi
     timeout: Timeout | None = None
     key: Key | None = None
     backoff: Annotated[float, Meta(gt=0, le=86400)] | None = None  # retry back-off base, s
+    # a unique job: a twin submitted within this many seconds, while this job has not
+    # finished, is merged into it or refused (model/unique.py)
+    unique_for: Timeout | None = None
+    unique_mode: UniqueMode = "merge"
 
     def ready_at(self, now: float) -> float:
         """When the job may first run."""

@@ -12,6 +12,8 @@ import msgspec
 from msgspec import Meta
 
 from runq.model.job import Assignment, ErrorInfo, Job, Outcome
+from runq.model.output import MAX_LINES, JobLogs, OutputBatch
+from runq.model.schedule import Schedule, ScheduleSpec
 from runq.model.spec import JobId, JobSpec, Name, Seconds
 from runq.protocol import limits as L
 
@@ -102,6 +104,16 @@ class ListQueues(Base, frozen=True, tag="queues"):
     req: ReqId
 
 
+class ReadLogs(Base, frozen=True, tag="logs"):
+    """A job's output lines with ``seq`` past ``after`` (poll again with the answer's
+    ``next`` to follow it)."""
+
+    req: ReqId
+    id: JobId
+    after: Annotated[int, Meta(ge=0, le=2**62)] = 0
+    limit: Annotated[int, Meta(ge=1, le=MAX_LINES)] = MAX_LINES
+
+
 class PauseQueue(Base, frozen=True, tag="pause"):
     """Stop (``paused`` true) or start again dispatching the jobs of ``queue``."""
 
@@ -116,6 +128,9 @@ class PauseQueue(Base, frozen=True, tag="pause"):
 class Submitted(Base, frozen=True, tag="submitted"):
     req: int
     ids: list[int]
+    # positions (from 0) answered with a job that was already there: an idempotency key
+    # already used, or a unique job's unfinished twin (a later field: old peers skip it)
+    merged: list[int] = []
 
 
 class Retried(Base, frozen=True, tag="retried"):
@@ -158,6 +173,11 @@ class WorkerInfo(msgspec.Struct, frozen=True):
 class WorkerList(Base, frozen=True, tag="workerlist"):
     req: int
     workers: list[WorkerInfo]
+
+
+class LogsReply(Base, frozen=True, tag="logsreply"):
+    req: int
+    logs: JobLogs
 
 
 class StatsReply(Base, frozen=True, tag="statsreply"):
@@ -214,8 +234,57 @@ class Status(Base, frozen=True, tag="status"):
     procs: Annotated[list[ProcInfo], Meta(max_length=L.MAX_CONCURRENCY)] = []
 
 
+class Output(Base, frozen=True, tag="output"):
+    """What running jobs wrote since the last one: lines and progress, one batch a job
+    attempt. Not acknowledged; a batch of an attempt the worker no longer holds is
+    dropped."""
+
+    batches: Annotated[list[OutputBatch], Meta(min_length=1, max_length=L.MAX_CONCURRENCY)]
+
+
 class CancelJobs(Base, frozen=True, tag="canceljobs"):
     ids: list[int]
+
+
+# -- periodic schedules (cron) ----------------------------------------------------------
+
+MAX_SCHEDULES: Final = 1_000  # schedules a worker declares in one message
+
+
+class AddSchedule(Base, frozen=True, tag="schedule"):
+    """Fire ``schedule.job`` at each tick of its cron; a name in use is a conflict."""
+
+    req: ReqId
+    schedule: ScheduleSpec
+
+
+class ListSchedules(Base, frozen=True, tag="schedules"):
+    req: ReqId
+
+
+class RemoveSchedule(Base, frozen=True, tag="unschedule"):
+    req: ReqId
+    name: Name
+
+
+class PauseSchedule(Base, frozen=True, tag="pauseschedule"):
+    """Stop (``paused`` true) or start again firing a schedule's ticks."""
+
+    req: ReqId
+    name: Name
+    paused: bool
+
+
+class ScheduleList(Base, frozen=True, tag="schedulelist"):
+    req: int
+    schedules: list[Schedule]
+
+
+class TaskSchedules(Base, frozen=True, tag="taskschedules"):
+    """The schedules of a worker's ``@runq.task(cron=...)`` tasks, sent after welcome:
+    the broker adds or updates each by name (``task:<task name>``)."""
+
+    schedules: Annotated[list[ScheduleSpec], Meta(max_length=MAX_SCHEDULES)]
 
 
 ClientRequest = (
@@ -229,9 +298,25 @@ ClientRequest = (
     | ListWorkers
     | ListQueues
     | PauseQueue
+    | ReadLogs
+    | AddSchedule
+    | ListSchedules
+    | RemoveSchedule
+    | PauseSchedule
 )
-ClientReply = Submitted | Retried | JobReply | JobList | WorkerList | StatsReply | QueueList | Error
-WorkerMessage = Report | Heartbeat | Drain | Release | Status
+ClientReply = (
+    Submitted
+    | Retried
+    | JobReply
+    | JobList
+    | WorkerList
+    | StatsReply
+    | QueueList
+    | LogsReply
+    | ScheduleList
+    | Error
+)
+WorkerMessage = Report | Heartbeat | Drain | Release | Status | Output | TaskSchedules
 BrokerToWorker = Assign | Reported | CancelJobs | Error
 
 # What each side may receive, by role: a broker's client port, its worker port, and peers.
@@ -247,10 +332,14 @@ ALL_TAGS: Final = frozenset(
         *(Submitted, JobReply, JobList, WorkerList, StatsReply, Assign, Report, Reported),
         *(Heartbeat, CancelJobs, Retry, Retried, Drain, Release, Status),
         *(ListQueues, PauseQueue, QueueList),
+        *(ReadLogs, LogsReply, Output),
+        *(AddSchedule, ListSchedules, RemoveSchedule, PauseSchedule, ScheduleList),
+        *(TaskSchedules,),
     )
 )
 
 __all__ = [
+    "AddSchedule",
     "Assign",
     "Assignment",
     "Cancel",
@@ -264,25 +353,35 @@ __all__ = [
     "Hello",
     "Job",
     "JobList",
+    "JobLogs",
     "JobReply",
     "JobSpec",
     "ListJobs",
     "ListQueues",
+    "ListSchedules",
     "ListWorkers",
+    "LogsReply",
     "Outcome",
+    "Output",
+    "OutputBatch",
     "PauseQueue",
+    "PauseSchedule",
     "ProcInfo",
     "QueueInfo",
     "QueueList",
+    "ReadLogs",
     "Release",
+    "RemoveSchedule",
     "Report",
     "Reported",
     "Retried",
     "Retry",
+    "ScheduleList",
     "StatsReply",
     "Status",
     "Submit",
     "Submitted",
+    "TaskSchedules",
     "Wait",
     "Welcome",
     "WorkerInfo",

@@ -10,6 +10,9 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from runq.model import Assignment, Job, JobSpec, JobState, Outcome
+from runq.model.output import MAX_LINES, LogLine, OutputBatch
+from runq.model.schedule import Schedule, ScheduleSpec
+from runq.model.unique import SubmitIds
 
 
 class ReportResult(NamedTuple):
@@ -27,8 +30,10 @@ class Requeued(NamedTuple):
 
 
 class Store(Protocol):
-    async def submit_many(self, specs: Sequence[JobSpec], now: float) -> list[int]:
-        """Insert jobs in one transaction; an existing idempotency key returns its id."""
+    async def submit_many(self, specs: Sequence[JobSpec], now: float) -> SubmitIds:
+        """Insert jobs in one transaction; an existing idempotency key returns its id, and
+        so does a unique job's unfinished twin (model/unique.py), or it raises
+        AlreadyQueued and nothing is stored. ``merged`` lists those positions."""
         ...
 
     async def claim(
@@ -136,6 +141,52 @@ class Store(Protocol):
         """Hear of changes other brokers make: queues that got ready jobs and ids of jobs
         that finished (``None``: anything may have changed). Hints only, with no promise
         of delivery; a store with one broker (SQLite) does nothing."""
+        ...
+
+    async def append_output(
+        self, worker: str, batches: Sequence[OutputBatch], now: float
+    ) -> list[int]:
+        """Keep what running jobs wrote: each batch's lines, numbered on from the job's
+        last line, and its progress (replacing the job's last). A batch is taken only
+        while ``worker`` holds its fence (the job may have finished since); returns the
+        ids of the batches refused."""
+        ...
+
+    async def read_logs(self, job_id: int, after: int = 0, limit: int = MAX_LINES) -> list[LogLine]:
+        """Up to ``limit`` lines of a job with ``seq`` past ``after``, oldest first (none
+        for a job that does not exist)."""
+        ...
+
+    # -- periodic schedules (cron) ------------------------------------------------------
+
+    async def add_schedule(self, spec: ScheduleSpec, now: float) -> Schedule:
+        """Store a checked schedule whose first tick is the first after ``now``; a name
+        that exists already raises Conflict."""
+        ...
+
+    async def upsert_schedules(self, specs: Sequence[ScheduleSpec], now: float) -> None:
+        """Add or update schedules by name (a worker's @runq.task(cron=...)); one whose
+        cron and zone are unchanged keeps its next tick and its pause."""
+        ...
+
+    async def schedules(self) -> list[Schedule]:
+        """Every schedule, by name."""
+        ...
+
+    async def remove_schedule(self, name: str) -> Schedule:
+        """Delete a schedule (UnknownSchedule if there is none); returns it as it was."""
+        ...
+
+    async def pause_schedule(self, name: str, paused: bool, now: float) -> Schedule:
+        """Stop (or restart) firing a schedule's ticks; a resumed schedule skips the
+        ticks that passed while it was paused. UnknownSchedule if there is none."""
+        ...
+
+    async def fire_schedules(self, now: float) -> set[str]:
+        """Fire the ticks that are due at ``now`` (per each schedule's catch-up policy):
+        each tick's job is inserted, with the key ``schedule:NAME:TICK``, in the
+        transaction that moves the schedule's next tick on with a guarded write, so a
+        tick fires once whichever broker fires it. Returns the queues that got jobs."""
         ...
 
     async def close(self) -> None: ...

@@ -27,6 +27,7 @@ from runq.protocol import limits as L
 from runq.protocol import messages as m
 from runq.worker.executors.base import Executor, error_info
 from runq.worker.executors.builtin import BuiltinExecutor
+from runq.worker.output import FLUSH_EVERY, Output, WritesOutput
 
 log = logging.getLogger("runq.worker")
 STATUS_EVERY = 2.0  # seconds between status messages
@@ -67,6 +68,10 @@ class Agent:
         self.config = config
         self.id = config.worker_id
         self.executors: list[Executor] = [*executors, BuiltinExecutor()]
+        self.output = Output()  # lines and progress of running jobs, not sent yet
+        for executor in self.executors:
+            if isinstance(executor, WritesOutput):
+                executor.attach_output(self.output)
         self.running: dict[int, Running] = {}
         self.unacked: dict[int, m.Report | m.Release] = {}  # by seq, until acknowledged
         self.done = 0
@@ -183,13 +188,16 @@ class Agent:
             self.connected.set()
             log.info("worker %s connected to %s:%d", self.id, host, port)
             self._resend()
+            self._declare_schedules()
             for msg in behind:
                 self._handle(msg)
             beat = asyncio.ensure_future(self._heartbeats())
+            flusher = asyncio.ensure_future(self._send_output_often())
             try:
                 await self._read(reader, decoder)
             finally:
                 beat.cancel()
+                flusher.cancel()
         finally:
             self._writer = None
             self.connected.clear()
@@ -263,6 +271,17 @@ class Agent:
             running = [(i, r.fence) for i, r in self.running.items()]
             if running:
                 self._send(m.Heartbeat(running))
+
+    async def _send_output_often(self) -> None:
+        """What running jobs wrote, every FLUSH_EVERY seconds (a frame for many lines)."""
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            self._send_output()
+
+    def _send_output(self) -> None:
+        if self.output and self._writer is not None:
+            for msg in self.output.take():
+                self._send(msg)
 
     def _status(self) -> m.Status:
         procs = [p for executor in self.executors for p in executor.describe()]
@@ -346,9 +365,17 @@ class Agent:
         if not self._outbox or self._writer is None:
             return
         outcomes, self._outbox = self._outbox, []
+        self._send_output()  # a job's lines are stored before its end
         self._seq += 1
         self.unacked[self._seq] = msg = m.Report(self._seq, outcomes)
         self._send(msg)
+
+    def _declare_schedules(self) -> None:
+        """The schedules of our tasks with a cron, on every connect: the broker adds or
+        updates them by name, so every worker that has the task may send them."""
+        found = [s for executor in self.executors for s in executor.schedules()]
+        for start in range(0, len(found), m.MAX_SCHEDULES):
+            self._send(m.TaskSchedules(found[start : start + m.MAX_SCHEDULES]))
 
     def _resend(self) -> None:
         for _, msg in sorted(self.unacked.items()):

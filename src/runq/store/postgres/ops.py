@@ -18,7 +18,8 @@ from runq.errors import IllegalTransition, UnknownJob
 from runq.model import Assignment, ErrorInfo, Job, JobSpec, Outcome, RetryPolicy
 from runq.model.job import TERMINAL_STATES, JobState
 from runq.model.policy import after_failure
-from runq.store import rows
+from runq.model.unique import Plan, SubmitIds
+from runq.store import rows, unique
 from runq.store.base import ReportResult, Requeued
 
 Queries = dict[str, str]
@@ -48,32 +49,65 @@ def columns(batch: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in batch] for i in range(width)] if batch else [[]] * width
 
 
-async def copy_in(q: Queries, specs: Sequence[JobSpec], now: float, conn: Conn) -> list[int]:
+async def copy_in(q: Queries, specs: Sequence[JobSpec], now: float, conn: Conn) -> SubmitIds:
     """A large batch without keys: draw its ids in one statement, then write it with one
     binary COPY (a statement, so a transaction, of its own). Each row is built as COPY
     takes it, so the batch is not held a second time as a list of rows."""
-    ids: list[int] = sorted(await conn.fetchval(q["next_ids"], len(specs)))
+    ids = SubmitIds(sorted(await conn.fetchval(q["next_ids"], len(specs))))
     records = ((job_id, *rows.insert_row(s, now)) for job_id, s in zip(ids, specs, strict=True))
     where = ROW_BY_ROW if len(specs) < ROW_BY_ROW_BELOW else None
     await conn.copy_records_to_table("jobs", records=records, columns=COPY_COLUMNS, where=where)
     return ids
 
 
-async def insert(q: Queries, batch: list[tuple[Any, ...]], keyed: bool, conn: Conn) -> list[int]:
+async def insert(
+    q: Queries, batch: list[tuple[Any, ...]], keyed: bool, conn: Conn, name: str = ""
+) -> SubmitIds:
     """Ids in the order of ``batch``: new rows come back in insertion order; a key that
     was taken (before, or earlier in the batch) answers with the job that holds it."""
-    sql = q["insert" if keyed else "insert_plain"]
-    inserted = await conn.fetch(sql, *columns(batch, INSERT_WIDTH))
+    sql = q[name or ("insert" if keyed else "insert_plain")]
+    width = unique.WIDTH if name == "insert_unique" else INSERT_WIDTH
+    inserted = await conn.fetch(sql, *columns(batch, width))
     if not keyed:
-        return [r[0] for r in inserted]
+        return SubmitIds([r[0] for r in inserted])
     by_key = {r[1]: r[0] for r in inserted if r[1] is not None}
     missing = list({row[rows.KEY_INDEX] for row in batch} - by_key.keys() - {None})
     if missing:
         by_key.update((r[0], r[1]) for r in await conn.fetch(q["ids_by_key"], missing))
     plain = iter([r[0] for r in inserted if r[1] is None])
-    return [
-        next(plain) if row[rows.KEY_INDEX] is None else by_key[row[rows.KEY_INDEX]] for row in batch
-    ]
+    keys = [row[rows.KEY_INDEX] for row in batch]
+    return SubmitIds(
+        [next(plain) if key is None else by_key[key] for key in keys],
+        _key_hits(batch, set(missing)),
+    )
+
+
+def _key_hits(batch: list[tuple[Any, ...]], taken: set[str]) -> list[int]:
+    """Positions whose key was taken before the batch, or earlier in it."""
+    seen: set[str] = set()
+    hits = []
+    for i, row in enumerate(batch):
+        key = row[rows.KEY_INDEX]
+        if key is not None:
+            if key in taken or key in seen:
+                hits.append(i)
+            seen.add(key)
+    return hits
+
+
+async def insert_unique(q: Queries, specs: list[JobSpec], now: float, conn: Conn) -> SubmitIds:
+    """A batch with unique jobs, in one transaction: lock the identities (another broker
+    with a twin waits here until this one commits), read their unfinished jobs, then
+    merge into (or refuse for) those and insert the rest."""
+    idents, wanted = unique.identities(specs)
+    await conn.fetchval(q["lock_unique"], wanted)
+    held: dict[str, tuple[int, str]] = {}
+    for ident, job_id, state in await conn.fetch(q["unique_held"], wanted, now):
+        held.setdefault(ident, (job_id, state))
+    plan = Plan(specs, idents, held)
+    batch = [unique.unique_row(specs[i], idents[i], now) for i in plan.insert]
+    inserted = await insert(q, batch, True, conn, "insert_unique") if batch else SubmitIds()
+    return plan.answer(len(specs), inserted)
 
 
 async def claim(

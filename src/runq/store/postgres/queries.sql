@@ -29,6 +29,32 @@ RETURNING id, key;
 -- name: ids_by_key
 SELECT key, id FROM jobs WHERE key = ANY($1::text[]);
 
+-- name: insert_unique
+-- A batch with unique jobs: the columns of insert, then each job's identity.
+INSERT INTO jobs (task, args, queue, priority, state, max_attempts, run_at, timeout, key,
+                  submitted_at, backoff, unique_key, unique_until)
+SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::int[], $5::text[], $6::int[],
+                     $7::float8[], $8::float8[], $9::text[], $10::float8[], $11::float8[],
+                     $12::text[], $13::float8[])
+ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
+RETURNING id, key;
+
+-- name: lock_unique
+-- $1 identities: one transaction-long lock each, taken in one order (so two brokers
+-- with overlapping batches wait for each other instead of deadlocking). A broker that
+-- waited reads the other's committed twin afterwards (unique_held is a new statement).
+SELECT count(pg_advisory_xact_lock(h))
+FROM (SELECT DISTINCT hashtextextended('runq.unique.' || current_schema() || '.' || k, 0) AS h
+      FROM unnest($1::text[]) AS k ORDER BY 1) AS s;
+
+-- name: unique_held
+-- $1 identities, $2 now: their unfinished jobs still in their window, oldest first.
+SELECT unique_key, id, state FROM jobs
+WHERE unique_key = ANY($1::text[])
+  AND unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running')
+  AND unique_until > $2
+ORDER BY id;
+
 -- name: claim
 -- $1 worker, $2 queues, $3 limit, $4 now, $5 lease_until. Each queue's best jobs come
 -- from its own index range; rows another broker is claiming are skipped, not waited for.
@@ -155,6 +181,10 @@ WITH gone AS (
     RETURNING id
 ), history AS (
     DELETE FROM attempts WHERE job_id IN (SELECT id FROM gone)
+), logs AS (
+    DELETE FROM job_logs WHERE job_id IN (SELECT id FROM gone)
+), progress AS (
+    DELETE FROM job_progress WHERE job_id IN (SELECT id FROM gone)
 )
 SELECT count(*) FROM gone;
 
@@ -239,3 +269,85 @@ SELECT queue, state, count(*) FROM jobs GROUP BY state, queue;
 
 -- name: schema_version
 SELECT version FROM schema_version;
+
+-- name: append_logs
+-- $1 worker; $2 ids, $3 fences, $4 times, $5 streams, $6 texts: one element a line, each
+-- job's lines in order. Lines of attempts the worker no longer holds are left out; the
+-- rest are numbered on from the job's last line.
+WITH line AS (
+    SELECT l.job_id, l.fence, l.at, l.stream, l.text,
+           row_number() OVER (PARTITION BY l.job_id ORDER BY l.n) AS k
+    FROM unnest($2::bigint[], $3::bigint[], $4::float8[], $5::text[], $6::text[])
+         WITH ORDINALITY AS l(job_id, fence, at, stream, text, n)
+)
+INSERT INTO job_logs (job_id, seq, fence, attempt, at, stream, text)
+SELECT line.job_id,
+       coalesce((SELECT max(seq) FROM job_logs AS o WHERE o.job_id = line.job_id), 0) + line.k,
+       line.fence, j.attempts, line.at, line.stream, line.text
+FROM line JOIN jobs AS j ON j.id = line.job_id AND j.fence = line.fence AND j.worker = $1
+RETURNING job_id;
+
+-- name: set_progress
+-- $1 worker, $2 ids, $3 fences, $4 fractions, $5 messages, $6 now
+INSERT INTO job_progress (job_id, fence, progress, message, at)
+SELECT p.id, p.fence, p.progress, p.message, $6
+FROM unnest($2::bigint[], $3::bigint[], $4::float8[], $5::text[])
+     AS p(id, fence, progress, message)
+JOIN jobs AS j ON j.id = p.id AND j.fence = p.fence AND j.worker = $1
+ON CONFLICT (job_id) DO UPDATE SET fence = excluded.fence, progress = excluded.progress,
+                                   message = excluded.message, at = excluded.at
+RETURNING job_id;
+
+-- name: read_logs
+SELECT seq, attempt, at, stream, text FROM job_logs
+WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3;
+
+-- name: progress_of
+SELECT fence, progress, message FROM job_progress WHERE job_id = $1;
+
+-- name: add_schedule
+INSERT INTO schedules (name, cron, tz, job, catch_up, next_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: upsert_schedule
+-- A schedule declared again keeps its next tick unless its cron or zone changed.
+INSERT INTO schedules AS s (name, cron, tz, job, catch_up, next_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (name) DO UPDATE SET
+    next_at = CASE WHEN s.cron = excluded.cron AND s.tz = excluded.tz
+                   THEN s.next_at ELSE excluded.next_at END,
+    cron = excluded.cron, tz = excluded.tz, job = excluded.job, catch_up = excluded.catch_up
+WHERE s.cron <> excluded.cron OR s.tz <> excluded.tz OR s.job <> excluded.job
+      OR s.catch_up <> excluded.catch_up;
+
+-- name: schedules
+SELECT name, cron, tz, job, catch_up, paused, next_at, last_at, created_at
+FROM schedules ORDER BY name;
+
+-- name: schedule
+SELECT name, cron, tz, job, catch_up, paused, next_at, last_at, created_at
+FROM schedules WHERE name = $1 FOR UPDATE;
+
+-- name: remove_schedule
+DELETE FROM schedules WHERE name = $1
+RETURNING name, cron, tz, job, catch_up, paused, next_at, last_at, created_at;
+
+-- name: pause_schedule
+UPDATE schedules SET paused = true WHERE name = $1;
+
+-- name: resume_schedule
+-- Ticks that passed while it was paused are skipped: it goes on from the next one.
+UPDATE schedules SET paused = false, next_at = $1 WHERE name = $2 AND paused;
+
+-- name: due_schedules
+-- A schedule another broker is firing is locked: skipped here, and advanced there.
+SELECT name, cron, tz, job, catch_up, next_at FROM schedules
+WHERE NOT paused AND next_at <= $1
+ORDER BY next_at LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: advance_schedule
+-- Guarded by the tick read: a schedule is advanced (and its ticks fired) once.
+UPDATE schedules SET next_at = $1, last_at = coalesce($2, last_at)
+WHERE name = $3 AND next_at = $4 AND NOT paused;

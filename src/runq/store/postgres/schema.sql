@@ -85,3 +85,44 @@ CREATE TABLE paused_queues (
     name       TEXT PRIMARY KEY,
     paused_at  DOUBLE PRECISION NOT NULL
 );
+
+-- what running jobs write (lines and progress)
+CREATE TABLE job_logs (
+    job_id   BIGINT           NOT NULL,
+    seq      BIGINT           NOT NULL,  -- 1, 2, ... over all the job's attempts
+    fence    BIGINT           NOT NULL,  -- the attempt that wrote it
+    attempt  INTEGER          NOT NULL,
+    at       DOUBLE PRECISION NOT NULL,
+    stream   TEXT             NOT NULL,  -- stdout, stderr, log, runq
+    text     TEXT             NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+
+CREATE TABLE job_progress (
+    job_id    BIGINT PRIMARY KEY,
+    fence     BIGINT           NOT NULL,  -- the attempt it belongs to
+    progress  DOUBLE PRECISION NOT NULL,  -- 0.0 to 1.0
+    message   TEXT             NOT NULL,
+    at        DOUBLE PRECISION NOT NULL
+);
+
+-- periodic schedules (cron); each tick is fired once
+CREATE TABLE schedules (
+    name        TEXT PRIMARY KEY,
+    cron        TEXT             NOT NULL,
+    tz          TEXT             NOT NULL,
+    job         BYTEA            NOT NULL,  -- msgpack JobSpec of each tick's job
+    catch_up    TEXT             NOT NULL,  -- none, last, all
+    paused      BOOLEAN          NOT NULL DEFAULT false,
+    next_at     DOUBLE PRECISION NOT NULL,  -- the next tick to fire (epoch seconds)
+    last_at     DOUBLE PRECISION,           -- the last tick fired
+    created_at  DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX schedules_due ON schedules (next_at) WHERE NOT paused;
+
+-- unique jobs (JobSpec.unique_for; see 008_unique.sql)
+ALTER TABLE jobs ADD COLUMN unique_key TEXT;                -- the identity twins share
+ALTER TABLE jobs ADD COLUMN unique_until DOUBLE PRECISION;  -- twins before then are merged
+-- the unfinished unique jobs by identity (most jobs are not unique: not indexed)
+CREATE INDEX jobs_unique ON jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running');

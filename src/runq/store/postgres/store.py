@@ -18,15 +18,19 @@ import asyncpg
 
 from runq.errors import StoreError
 from runq.model import Assignment, Job, JobSpec, JobState, Outcome, RetryPolicy
+from runq.model.output import MAX_LINES, LogLine, OutputBatch
 from runq.model.retry import DEFAULT_RETRY
+from runq.model.schedule import Schedule, ScheduleSpec
+from runq.model.unique import SubmitIds, any_unique
 from runq.store import rows
 from runq.store.base import ReportResult, Requeued
-from runq.store.postgres import ops
+from runq.store.postgres import ops, output, schedule_ops
 from runq.store.postgres.dsn import PgUrl, parse_url
 from runq.store.postgres.listen import Listener, OnFinished, OnReady
 from runq.store.postgres.migrate import migrate
 from runq.store.postgres.ops import Conn
 from runq.store.queries import load_queries
+from runq.store.schedules import FIRE_BATCH
 
 T = TypeVar("T")
 Op: TypeAlias = Callable[[Conn], Awaitable[T]]
@@ -144,9 +148,11 @@ class PostgresStore:
 
     # -- writes ------------------------------------------------------------------------
 
-    async def submit_many(self, specs: Sequence[JobSpec], now: float) -> list[int]:
+    async def submit_many(self, specs: Sequence[JobSpec], now: float) -> SubmitIds:
         if not specs:
-            return []
+            return SubmitIds()
+        if any_unique(specs):
+            return await self._run(partial(ops.insert_unique, self._q, list(specs), now))
         keyed = any(s.key is not None for s in specs)
         if not keyed and len(specs) >= ops.COPY_FROM:
             return await self._run(partial(ops.copy_in, self._q, specs, now), tx=False)
@@ -206,6 +212,25 @@ class PostgresStore:
     async def purge(self, before: float, limit: int) -> int:
         return await self._run(partial(ops.purge, self._q, before, limit), tx=False)
 
+    async def add_schedule(self, spec: ScheduleSpec, now: float) -> Schedule:
+        return await self._run(partial(schedule_ops.add, self._q, spec, now))
+
+    async def upsert_schedules(self, specs: Sequence[ScheduleSpec], now: float) -> None:
+        if specs:
+            await self._run(partial(schedule_ops.upsert, self._q, list(specs), now))
+
+    async def schedules(self) -> list[Schedule]:
+        return await self._run(partial(schedule_ops.listing, self._q), tx=False)
+
+    async def remove_schedule(self, name: str) -> Schedule:
+        return await self._run(partial(schedule_ops.remove, self._q, name), tx=False)
+
+    async def pause_schedule(self, name: str, paused: bool, now: float) -> Schedule:
+        return await self._run(partial(schedule_ops.set_paused, self._q, name, paused, now))
+
+    async def fire_schedules(self, now: float) -> set[str]:
+        return await self._run(partial(schedule_ops.fire, self._q, now, FIRE_BATCH))
+
     async def publish_workers(self, broker_id: str, snapshot: bytes | None, now: float) -> None:
         op = partial(ops.publish_workers, self._q, broker_id, snapshot, now)
         await self._run(op, tx=False)
@@ -225,10 +250,24 @@ class PostgresStore:
     async def retry(self, job_id: int | None, queue: str | None, now: float) -> list[int]:
         return await self._run(partial(ops.retry_failed, self._q, job_id, queue, now))
 
+    async def append_output(
+        self, worker: str, batches: Sequence[OutputBatch], now: float
+    ) -> list[int]:
+        if not batches:
+            return []
+        return await self._run(partial(output.append, self._q, worker, list(batches), now))
+
     # -- reads -------------------------------------------------------------------------
 
     async def get(self, job_id: int) -> Job | None:
-        return await self._run(partial(ops.get, self._q, job_id), tx=False)
+        async def read(conn: Conn) -> Job | None:
+            job = await ops.get(self._q, job_id, conn)
+            return None if job is None else await output.with_progress(self._q, job, conn)
+
+        return await self._run(read, tx=False)
+
+    async def read_logs(self, job_id: int, after: int = 0, limit: int = MAX_LINES) -> list[LogLine]:
+        return await self._run(partial(output.read, self._q, job_id, after, limit), tx=False)
 
     async def list_jobs(
         self,

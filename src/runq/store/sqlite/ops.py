@@ -11,11 +11,13 @@ from typing import Any, Final
 import msgspec
 
 from runq.errors import IllegalTransition, UnknownJob
-from runq.model import Assignment, ErrorInfo, Job, Outcome, RetryPolicy
+from runq.model import Assignment, ErrorInfo, Job, JobSpec, Outcome, RetryPolicy
 from runq.model.job import TERMINAL_STATES, JobState
 from runq.model.policy import after_failure
-from runq.store import rows
+from runq.model.unique import Plan, SubmitIds
+from runq.store import rows, unique
 from runq.store.base import ReportResult, Requeued
+from runq.store.sqlite import output
 
 Queries = dict[str, str]
 ROWS_PER_INSERT: Final = 50  # rows in one multi-row INSERT: fewer statement steps per job
@@ -30,7 +32,7 @@ def multi_insert(q: Queries) -> str:
 
 def insert(
     q: Queries, many: str, batch: list[tuple[Any, ...]], conn: sqlite3.Connection
-) -> list[int]:
+) -> SubmitIds:
     if all(row[rows.KEY_INDEX] is None for row in batch):
         # No idempotency keys: the ids are the next ones in sequence (one writer).
         found = conn.execute(q["last_id"]).fetchone()
@@ -43,15 +45,37 @@ def insert(
             ]
             conn.executemany(many, flat)
         conn.executemany(q["insert_plain"], batch[whole:])
-        return list(range(before + 1, before + 1 + len(batch)))
+        return SubmitIds(range(before + 1, before + 1 + len(batch)))
+    return insert_keyed(q["insert"], q, batch, conn)
+
+
+def insert_keyed(
+    sql: str, q: Queries, batch: list[tuple[Any, ...]], conn: sqlite3.Connection
+) -> SubmitIds:
     ids: list[int] = []
-    for row in batch:
-        cur = conn.execute(q["insert"], row)
+    merged: list[int] = []
+    for i, row in enumerate(batch):
+        cur = conn.execute(sql, row)
         if cur.rowcount == 1 and cur.lastrowid is not None:
             ids.append(cur.lastrowid)
         else:  # idempotency key already used: answer with the existing job
             ids.append(conn.execute(q["id_by_key"], (row[rows.KEY_INDEX],)).fetchone()[0])
-    return ids
+            merged.append(i)
+    return SubmitIds(ids, merged)
+
+
+def insert_unique(
+    q: Queries, specs: list[JobSpec], now: float, conn: sqlite3.Connection
+) -> SubmitIds:
+    """A batch with unique jobs: each is merged into (or refused by) an unfinished twin
+    stored before or earlier in the batch; the one writer makes check and insert atomic."""
+    idents, wanted = unique.identities(specs)
+    held: dict[str, tuple[int, str]] = {}
+    for ident, job_id, state in conn.execute(q["unique_held"], (msgspec.json.encode(wanted), now)):
+        held.setdefault(ident, (job_id, state))
+    plan = Plan(specs, idents, held)
+    batch = [unique.unique_row(specs[i], idents[i], now) for i in plan.insert]
+    return plan.answer(len(specs), insert_keyed(q["insert_unique"], q, batch, conn))
 
 
 def claim(
@@ -198,8 +222,10 @@ def get(q: Queries, job_id: int, conn: sqlite3.Connection, history: bool = True)
     row = conn.execute(q["get"], (job_id,)).fetchone()
     if row is None:
         return None
-    attempts = [rows.attempt(r) for r in conn.execute(q["history"], (job_id,))] if history else []
-    return rows.job(row, attempts)
+    if not history:
+        return rows.job(row, [])
+    attempts = [rows.attempt(r) for r in conn.execute(q["history"], (job_id,))]
+    return output.with_progress(q, rows.job(row, attempts), conn)
 
 
 # States most jobs end in: listing them walks the primary key backwards (newest first),
@@ -233,6 +259,8 @@ def purge(q: Queries, before: float, limit: int, conn: sqlite3.Connection) -> in
     ids = [r[0] for r in conn.execute(q["purge"], (before, limit))]
     if ids:
         conn.execute(q["purge_attempts"], (msgspec.json.encode(ids),))
+        conn.execute(q["purge_logs"], (msgspec.json.encode(ids),))
+        conn.execute(q["purge_progress"], (msgspec.json.encode(ids),))
     return len(ids)
 
 

@@ -15,6 +15,23 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 -- name: id_by_key
 SELECT id FROM jobs WHERE key = ?;
 
+-- name: insert_unique
+-- A unique job (or a job in a batch with one): the columns of insert, then its identity.
+INSERT INTO jobs (task, args, queue, priority, state, max_attempts, run_at, timeout, key,
+                  submitted_at, backoff, unique_key, unique_until)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING;
+
+-- name: unique_held
+-- ? identities (JSON array), ? now: their unfinished jobs still in their window, oldest
+-- first. The conditions repeat the partial index's, word for word, so it may serve them;
+-- INDEXED BY keeps the planner off jobs_state (every queued job).
+SELECT unique_key, id, state FROM jobs INDEXED BY jobs_unique
+WHERE unique_key IN (SELECT value FROM json_each(?))
+  AND unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running')
+  AND unique_until > ?
+ORDER BY id;
+
 -- name: last_id
 SELECT seq FROM sqlite_sequence WHERE name = 'jobs';
 
@@ -157,3 +174,77 @@ FROM attempts WHERE job_id = ? ORDER BY fence;
 
 -- name: counts
 SELECT queue, state, count(*) FROM jobs GROUP BY state, queue;
+
+-- name: output_attempt
+-- the attempt number of a job's current attempt, if (fence, worker) still hold it
+SELECT attempts FROM jobs WHERE id = ? AND fence = ? AND worker = ?;
+
+-- name: last_log_seq
+SELECT coalesce(max(seq), 0) FROM job_logs WHERE job_id = ?;
+
+-- name: append_log
+INSERT INTO job_logs (job_id, seq, fence, attempt, at, stream, text)
+VALUES (?, ?, ?, ?, ?, ?, ?);
+
+-- name: set_progress
+INSERT INTO job_progress (job_id, fence, progress, message, at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (job_id) DO UPDATE SET fence = excluded.fence, progress = excluded.progress,
+                                   message = excluded.message, at = excluded.at;
+
+-- name: read_logs
+SELECT seq, attempt, at, stream, text FROM job_logs
+WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?;
+
+-- name: progress_of
+SELECT fence, progress, message FROM job_progress WHERE job_id = ?;
+
+-- name: purge_logs
+DELETE FROM job_logs WHERE job_id IN (SELECT value FROM json_each(?));
+
+-- name: purge_progress
+DELETE FROM job_progress WHERE job_id IN (SELECT value FROM json_each(?));
+
+-- name: add_schedule
+INSERT INTO schedules (name, cron, tz, job, catch_up, next_at, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: upsert_schedule
+-- A schedule declared again keeps its next tick unless its cron or zone changed.
+INSERT INTO schedules (name, cron, tz, job, catch_up, next_at, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET
+    next_at = CASE WHEN cron = excluded.cron AND tz = excluded.tz
+                   THEN next_at ELSE excluded.next_at END,
+    cron = excluded.cron, tz = excluded.tz, job = excluded.job, catch_up = excluded.catch_up
+WHERE cron <> excluded.cron OR tz <> excluded.tz OR job <> excluded.job
+      OR catch_up <> excluded.catch_up;
+
+-- name: schedules
+SELECT name, cron, tz, job, catch_up, paused, next_at, last_at, created_at
+FROM schedules ORDER BY name;
+
+-- name: schedule
+SELECT name, cron, tz, job, catch_up, paused, next_at, last_at, created_at
+FROM schedules WHERE name = ?;
+
+-- name: remove_schedule
+DELETE FROM schedules WHERE name = ?
+RETURNING name, cron, tz, job, catch_up, paused, next_at, last_at, created_at;
+
+-- name: pause_schedule
+UPDATE schedules SET paused = 1 WHERE name = ?;
+
+-- name: resume_schedule
+-- Ticks that passed while it was paused are skipped: it goes on from the next one.
+UPDATE schedules SET paused = 0, next_at = ? WHERE name = ? AND paused = 1;
+
+-- name: due_schedules
+SELECT name, cron, tz, job, catch_up, next_at FROM schedules
+WHERE paused = 0 AND next_at <= ?
+ORDER BY next_at LIMIT ?;
+
+-- name: advance_schedule
+-- Guarded by the tick read: a schedule is advanced (and its ticks fired) once.
+UPDATE schedules SET next_at = ?, last_at = coalesce(?, last_at)
+WHERE name = ? AND next_at = ? AND paused = 0;

@@ -57,3 +57,44 @@ CREATE TABLE paused_queues (
     name       TEXT PRIMARY KEY,
     paused_at  REAL NOT NULL
 );
+
+-- periodic schedules (cron); each tick is fired once
+CREATE TABLE schedules (
+    name        TEXT PRIMARY KEY,
+    cron        TEXT    NOT NULL,
+    tz          TEXT    NOT NULL,
+    job         BLOB    NOT NULL,  -- msgpack JobSpec of each tick's job
+    catch_up    TEXT    NOT NULL,  -- none, last, all
+    paused      INTEGER NOT NULL DEFAULT 0,
+    next_at     REAL    NOT NULL,  -- the next tick to fire (epoch seconds)
+    last_at     REAL,              -- the last tick fired
+    created_at  REAL    NOT NULL
+);
+CREATE INDEX schedules_due ON schedules (next_at) WHERE paused = 0;
+
+-- what running jobs write (lines and progress)
+CREATE TABLE job_logs (
+    job_id   INTEGER NOT NULL,
+    seq      INTEGER NOT NULL,  -- 1, 2, ... over all the job's attempts
+    fence    INTEGER NOT NULL,  -- the attempt that wrote it
+    attempt  INTEGER NOT NULL,
+    at       REAL    NOT NULL,
+    stream   TEXT    NOT NULL,  -- stdout, stderr, log, runq
+    text     TEXT    NOT NULL,
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE job_progress (
+    job_id    INTEGER PRIMARY KEY,
+    fence     INTEGER NOT NULL,  -- the attempt it belongs to
+    progress  REAL    NOT NULL,  -- 0.0 to 1.0
+    message   TEXT    NOT NULL,
+    at        REAL    NOT NULL
+);
+
+-- unique jobs (JobSpec.unique_for; see 008_unique.sql)
+ALTER TABLE jobs ADD COLUMN unique_key TEXT;    -- the identity twins share (model/unique.py)
+ALTER TABLE jobs ADD COLUMN unique_until REAL;  -- twins submitted before then are merged
+-- the unfinished unique jobs by identity (most jobs are not unique: not indexed)
+CREATE INDEX jobs_unique ON jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running');

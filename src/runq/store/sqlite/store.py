@@ -14,12 +14,16 @@ from typing import TypeVar
 
 from runq.errors import StoreError
 from runq.model import Assignment, Job, JobSpec, JobState, Outcome, RetryPolicy
+from runq.model.output import MAX_LINES, LogLine, OutputBatch
 from runq.model.retry import DEFAULT_RETRY
+from runq.model.schedule import Schedule, ScheduleSpec
+from runq.model.unique import SubmitIds, any_unique
 from runq.store import rows
 from runq.store.base import ReportResult, Requeued
 from runq.store.migrate import migrate
 from runq.store.queries import load_queries
-from runq.store.sqlite import ops
+from runq.store.schedules import FIRE_BATCH
+from runq.store.sqlite import ops, output, schedule_ops
 from runq.store.sqlite.checkpoint import Checkpointer
 from runq.store.sqlite.writer import Writer
 
@@ -111,7 +115,9 @@ class SqliteStore:
 
     # -- writes ----------------------------------------------------------------------
 
-    async def submit_many(self, specs: Sequence[JobSpec], now: float) -> list[int]:
+    async def submit_many(self, specs: Sequence[JobSpec], now: float) -> SubmitIds:
+        if any_unique(specs):
+            return await self._write(partial(ops.insert_unique, self._q, list(specs), now))
         batch = [rows.insert_row(s, now) for s in specs]
         return await self._write(partial(ops.insert, self._q, self._multi_insert, batch))
 
@@ -155,6 +161,25 @@ class SqliteStore:
     async def purge(self, before: float, limit: int) -> int:
         return await self._write(partial(ops.purge, self._q, before, limit))
 
+    async def add_schedule(self, spec: ScheduleSpec, now: float) -> Schedule:
+        return await self._write(partial(schedule_ops.add, self._q, spec, now))
+
+    async def upsert_schedules(self, specs: Sequence[ScheduleSpec], now: float) -> None:
+        await self._write(partial(schedule_ops.upsert, self._q, list(specs), now))
+
+    async def schedules(self) -> list[Schedule]:
+        return await self._read(partial(schedule_ops.listing, self._q))
+
+    async def remove_schedule(self, name: str) -> Schedule:
+        return await self._write(partial(schedule_ops.remove, self._q, name))
+
+    async def pause_schedule(self, name: str, paused: bool, now: float) -> Schedule:
+        return await self._write(partial(schedule_ops.set_paused, self._q, name, paused, now))
+
+    async def fire_schedules(self, now: float) -> set[str]:
+        op = partial(schedule_ops.fire, self._q, self._multi_insert, now, FIRE_BATCH)
+        return await self._write(op)
+
     async def publish_workers(self, broker_id: str, snapshot: bytes | None, now: float) -> None:
         await self._write(partial(ops.publish_workers, self._q, broker_id, snapshot, now))
 
@@ -173,10 +198,18 @@ class SqliteStore:
     async def retry(self, job_id: int | None, queue: str | None, now: float) -> list[int]:
         return await self._write(partial(ops.retry_failed, self._q, job_id, queue, now))
 
+    async def append_output(
+        self, worker: str, batches: Sequence[OutputBatch], now: float
+    ) -> list[int]:
+        return await self._write(partial(output.append, self._q, worker, list(batches), now))
+
     # -- reads -------------------------------------------------------------------------
 
     async def get(self, job_id: int) -> Job | None:
         return await self._read(partial(ops.get, self._q, job_id))
+
+    async def read_logs(self, job_id: int, after: int = 0, limit: int = MAX_LINES) -> list[LogLine]:
+        return await self._read(partial(output.read, self._q, job_id, after, limit))
 
     async def list_jobs(
         self,

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from runq.errors import RunqError, TaskError
 from runq.model import Assignment, ErrorInfo
+from runq.model.schedule import ScheduleSpec
 from runq.protocol.messages import ProcInfo
 
 MAX_TRACEBACK = 8 * 1024
@@ -37,6 +38,10 @@ class Executor(Protocol):
         """The processes it runs jobs in, for `runq workers`."""
         ...
 
+    def schedules(self) -> list[ScheduleSpec]:
+        """The periodic schedules of its tasks (``@runq.task(cron=...)``)."""
+        ...
+
     def start(self, job: Assignment) -> Any | Awaitable[Any]:
         """Run ``job``: return its result, or an awaitable of it. Raise to fail."""
         ...
@@ -56,6 +61,9 @@ class InlineExecutor:
         return None
 
     def describe(self) -> list[ProcInfo]:
+        return []
+
+    def schedules(self) -> list[ScheduleSpec]:
         return []
 
 

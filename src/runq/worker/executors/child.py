@@ -2,9 +2,12 @@
 worker that started it, over a socket on file descriptor ``--fd``.
 
 Frames are a 4-byte big-endian length and a msgpack array:
-  child -> worker: ["ready", pid, [task names], {task: default timeout}, [source files]]
+  child -> worker: ["ready", pid, [task names], {task: default timeout}, [source files],
+                    [ScheduleSpec of each task with a cron]]
                    once, then
                    [id, true, result] or [id, false, code, message, retryable, traceback]
+                   and, while job id runs, its output (runq.worker.capture):
+                   ["out", id, [[at, stream, text], ...], progress or nil, message or nil]
   worker -> child: [id, task, args, kwargs, attempt]; id 0 is a ping, answered "pong"
 """
 
@@ -17,6 +20,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import traceback
 import typing
 from typing import Any, BinaryIO
@@ -25,6 +29,7 @@ import msgspec
 
 from runq.errors import ConfigError, RunqError, TaskError
 from runq.tasks import Registry, load
+from runq.worker import capture
 
 NON_RETRYABLE = frozenset({"unknown_task", "invalid_arguments", "permanent", "bad_result"})
 MAX_TEXT = 8 * 1024
@@ -39,9 +44,13 @@ def read_exactly(stream: BinaryIO, n: int) -> bytes | None:
     return data if data is not None and len(data) == n else None
 
 
+_sending = threading.Lock()  # the job's output goes out from a thread of its own too
+
+
 def send(sock: socket.socket, value: Any) -> None:
     body = _enc.encode(value)
-    sock.sendall(len(body).to_bytes(4, "big") + body)
+    with _sending:
+        sock.sendall(len(body).to_bytes(4, "big") + body)
 
 
 def send_reply(sock: socket.socket, reply: list[Any], task: str) -> None:
@@ -51,7 +60,8 @@ def send_reply(sock: socket.socket, reply: list[Any], task: str) -> None:
     except (TypeError, ValueError, OverflowError) as exc:
         message = f"the result of {task} cannot be stored: {exc}"
         body = _enc.encode([reply[0], False, "bad_result", message[:MAX_TEXT], False, None])
-    sock.sendall(len(body).to_bytes(4, "big") + body)
+    with _sending:
+        sock.sendall(len(body).to_bytes(4, "big") + body)
 
 
 def failure(job_id: int, exc: BaseException) -> list[Any]:
@@ -136,7 +146,8 @@ def source_files(registry: Registry) -> list[str]:
 def serve(sock: socket.socket, registry: Registry) -> None:
     runner = Runner(registry)
     timeouts = {opts.name: opts.timeout for _, opts in registry if opts.timeout is not None}
-    send(sock, ["ready", os.getpid(), registry.names(), timeouts, source_files(registry)])
+    crons = [msgspec.to_builtins(s) for _, o in registry if (s := o.schedule()) is not None]
+    send(sock, ["ready", os.getpid(), registry.names(), timeouts, source_files(registry), crons])
     stream = sock.makefile("rb")  # buffered: one read can bring several frames
     while True:
         header = read_exactly(stream, 4)
@@ -151,7 +162,9 @@ def serve(sock: socket.socket, registry: Registry) -> None:
             continue
         os.environ["RUNQ_JOB_ID"] = str(job_id)
         os.environ["RUNQ_ATTEMPT"] = str(attempt)
-        send_reply(sock, runner.run(job_id, task, args, kwargs), task)
+        with capture.capturing(job_id, lambda frame: send(sock, frame)):
+            reply = runner.run(job_id, task, args, kwargs)
+        send_reply(sock, reply, task)
 
 
 def die_with_parent() -> None:
@@ -179,6 +192,8 @@ def main(argv: list[str]) -> int:
     except Exception as exc:
         send(sock, ["error", f"importing the tasks failed: {type(exc).__name__}: {exc}"])
         return 2
+    capture.prepare_logging()
+    capture.start_flushing()
     try:
         serve(sock, registry)
     except (BrokenPipeError, ConnectionResetError):  # the worker went away: so do we

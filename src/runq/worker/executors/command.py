@@ -4,6 +4,7 @@ scrubbed environment, resource limits and bounded output."""
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 import resource
@@ -20,12 +21,16 @@ from typing import Any, Final
 
 from runq.errors import CommandNotAllowed, InvalidArguments, TaskError
 from runq.model import Assignment
+from runq.model.output import LineBuffer
 from runq.model.spec import COMMAND_TASK
 from runq.worker.executors.base import InlineExecutor
+from runq.worker.output import Output
 
 DEFAULT_OUTPUT_LIMIT: Final = 1024 * 1024
 CHUNK: Final = 64 * 1024
 DRAIN_AFTER_EXIT: Final = 0.5  # seconds to read what is left once the command exited
+STREAM_NAMES: Final = ("stdout", "stderr")
+Lines = list[tuple[float, str, str]]
 
 
 class CommandFailed(TaskError):
@@ -97,6 +102,11 @@ class CommandExecutor(InlineExecutor):
     def __init__(self, policy: CommandPolicy, threads: int = 64) -> None:
         self.policy = policy
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="runq-command")
+        self._output: Output | None = None
+
+    def attach_output(self, output: Output) -> None:
+        """Where the commands' output lines go as they come (`runq logs`)."""
+        self._output = output
 
     async def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
@@ -128,8 +138,11 @@ class CommandExecutor(InlineExecutor):
         env |= {"RUNQ_JOB_ID": str(job.id), "RUNQ_ATTEMPT": str(job.attempt)}
         spawned: list[int] = []  # the pid, once the thread has started the command
         loop = asyncio.get_running_loop()
+        lines = self._lines_to(loop, job)
         try:
-            result = await loop.run_in_executor(self._threads, run_command, argv, env, p, spawned)
+            result = await loop.run_in_executor(
+                self._threads, run_command, argv, env, p, spawned, lines
+            )
         except asyncio.CancelledError:  # timeout or cancel: the thread sees EOF and ends
             if spawned:
                 _kill_group(spawned[0])
@@ -139,9 +152,26 @@ class CommandExecutor(InlineExecutor):
             raise CommandFailed(message, command.retry_on_failure)
         return result
 
+    def _lines_to(
+        self, loop: asyncio.AbstractEventLoop, job: Assignment
+    ) -> Callable[[Lines], None] | None:
+        """A function the command's thread hands its output lines to (None: no output)."""
+        output = self._output
+        if output is None:
+            return None
+
+        def hand_over(lines: Lines) -> None:
+            loop.call_soon_threadsafe(output.add, job.id, job.fence, lines)
+
+        return hand_over
+
 
 def run_command(
-    argv: list[str], env: dict[str, str], p: CommandPolicy, spawned: list[int]
+    argv: list[str],
+    env: dict[str, str],
+    p: CommandPolicy,
+    spawned: list[int],
+    on_lines: Callable[[Lines], None] | None = None,
 ) -> dict[str, Any]:
     """Run one command to its end, in a thread: spawn it (vfork when no limits are set),
     keep the first ``limit_output`` bytes of each stream, stop reading shortly after it
@@ -171,7 +201,7 @@ def run_command(
         raise CommandFailed(f"cannot start {argv[0]}: {exc}", retryable=False) from None
     spawned.append(proc.pid)
     try:
-        streams = _read_streams(proc, p.limit_output)
+        streams = _read_streams(proc, p.limit_output, on_lines)
         code = proc.wait()
     finally:
         _kill_group(proc.pid)
@@ -189,11 +219,14 @@ def run_command(
     }
 
 
-def _read_streams(proc: subprocess.Popen[bytes], limit: int) -> list[tuple[str, int]]:
+def _read_streams(
+    proc: subprocess.Popen[bytes], limit: int, on_lines: Callable[[Lines], None] | None = None
+) -> list[tuple[str, int]]:
     assert proc.stdout is not None and proc.stderr is not None
     files = [proc.stdout, proc.stderr]
     kept = [bytearray(), bytearray()]
     totals = [0, 0]
+    lines = _Lines(on_lines)
     with selectors.DefaultSelector() as sel:
         for n, f in enumerate(files):
             sel.register(f, selectors.EVENT_READ, n)
@@ -213,9 +246,40 @@ def _read_streams(proc: subprocess.Popen[bytes], limit: int) -> list[tuple[str, 
                 totals[n] += len(chunk)
                 if len(kept[n]) < limit:
                     kept[n] += chunk[: limit - len(kept[n])]
+                lines.write(n, chunk)
     for f in files:
         f.close()
+    lines.close()
     return [_text(kept[n], totals[n]) for n in (0, 1)]
+
+
+class _Lines:
+    """A command's output as bounded lines (runq.model.output), handed on per chunk
+    (or, without anywhere to hand them, not made at all)."""
+
+    def __init__(self, hand_over: Callable[[Lines], None] | None) -> None:
+        self._hand_over = hand_over
+        self._decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in (0, 1)]
+        self._buf = LineBuffer()
+
+    def write(self, n: int, chunk: bytes) -> None:
+        if self._hand_over is None:
+            return
+        self._buf.write(STREAM_NAMES[n], self._decoders[n].decode(chunk), time.time())
+        self._send()
+
+    def close(self) -> None:
+        if self._hand_over is None:
+            return
+        for n, decoder in enumerate(self._decoders):
+            self._buf.write(STREAM_NAMES[n], decoder.decode(b"", final=True), time.time())
+        self._buf.close(time.time())
+        self._send()
+
+    def _send(self) -> None:
+        ready = self._buf.take()
+        if ready and self._hand_over is not None:
+            self._hand_over(ready)
 
 
 def _text(kept: bytearray, total: int) -> tuple[str, int]:

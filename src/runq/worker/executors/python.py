@@ -26,7 +26,9 @@ import psutil
 
 from runq.errors import ConfigError
 from runq.model import Assignment, ErrorInfo
+from runq.model.schedule import ScheduleSpec
 from runq.protocol.messages import ProcInfo
+from runq.worker.output import Output
 
 log = logging.getLogger("runq.worker")
 _enc = msgspec.msgpack.Encoder()
@@ -73,8 +75,9 @@ class TaskProcess(asyncio.Protocol):
     pool's window), so the process goes from one job to the next without waiting for
     the worker; the first job in ``outstanding`` is the one running."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, output: Output | None = None) -> None:
         self.proc = proc
+        self.output = output  # where the running job's lines and progress go
         self.pid = proc.pid
         self.transport: asyncio.Transport | None = None
         self.outstanding: collections.deque[tuple[Assignment, asyncio.Future[Any]]] = (
@@ -87,12 +90,13 @@ class TaskProcess(asyncio.Protocol):
         self.names: list[str] = []
         self.timeouts: dict[str, float] = {}
         self.sources: list[str] = []
+        self.schedules: list[ScheduleSpec] = []  # of its tasks with a cron
         self._buf = bytearray()
         self._failing: asyncio.Future[None] | None = None
         self._hello: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
     @classmethod
-    async def start(cls, config: PoolConfig) -> TaskProcess:
+    async def start(cls, config: PoolConfig, output: Output | None = None) -> TaskProcess:
         parent, child = socket.socketpair()
         cmd = [sys.executable, "-m", "runq.worker.executors.child", *config.modules]
         cmd += ["--fd", str(child.fileno())]
@@ -105,7 +109,7 @@ class TaskProcess(asyncio.Protocol):
             env=env,
         )
         child.close()
-        self = cls(proc)
+        self = cls(proc, output)
         await asyncio.get_running_loop().connect_accepted_socket(lambda: self, parent)
         try:
             hello = await asyncio.wait_for(self._hello, START_TIMEOUT)
@@ -118,6 +122,7 @@ class TaskProcess(asyncio.Protocol):
         self.names = list(hello[2])
         self.timeouts = dict(hello[3])
         self.sources = list(hello[4])
+        self.schedules = msgspec.convert(hello[5] if len(hello) > 5 else [], list[ScheduleSpec])
         return self
 
     # -- asyncio.Protocol --------------------------------------------------------------
@@ -161,6 +166,9 @@ class TaskProcess(asyncio.Protocol):
         if not self._hello.done():
             self._hello.set_result(reply)
             return
+        if reply[0] == "out":
+            self._output(reply)
+            return
         job, fut = self.outstanding.popleft()
         if job is not PING_JOB:
             self.jobs += 1
@@ -171,6 +179,14 @@ class TaskProcess(asyncio.Protocol):
         else:
             _, _, code, message, retryable, tb = reply
             fut.set_exception(TaskFailed(ErrorInfo(code, message, retryable, tb)))
+
+    def _output(self, frame: Any) -> None:
+        """["out", job id, lines, progress, message] from the job running now."""
+        running = self.outstanding[0][0] if self.outstanding else None
+        if self.output is None or running is None or len(frame) != 5 or frame[1] != running.id:
+            return
+        _, _, lines, progress, message = frame
+        self.output.add(running.id, running.fence, lines, progress, message)
 
     # -- jobs ------------------------------------------------------------------------
 
@@ -239,11 +255,17 @@ class PythonExecutor:
         self._restarts = 0
         self._timeouts: dict[str, float] = {}
         self._sources: dict[str, float] = {}
+        self._schedules: list[ScheduleSpec] = []
         self._watcher: asyncio.Future[None] | None = None
         self._health: asyncio.Future[None] | None = None
+        self._output: Output | None = None
+
+    def attach_output(self, output: Output) -> None:
+        """Where the jobs' lines and progress go (the agent's, before ``open``)."""
+        self._output = output
 
     async def open(self) -> None:
-        first = await TaskProcess.start(self.config)
+        first = await TaskProcess.start(self.config, self._output)
         self._learn(first)
         self._adopt(first)
         if self.config.reload:
@@ -257,6 +279,7 @@ class PythonExecutor:
         self.names = frozenset(proc.names)
         self._timeouts = proc.timeouts
         self._sources = {path: _mtime(path) for path in proc.sources}
+        self._schedules = proc.schedules
 
     async def _watch(self) -> None:
         """--reload: poll the task sources; on a change, replace every process after
@@ -267,7 +290,7 @@ class PythonExecutor:
                 continue
             log.info("task code changed: replacing the task processes after their jobs")
             try:
-                fresh = await TaskProcess.start(self.config)
+                fresh = await TaskProcess.start(self.config, self._output)
             except ConfigError as exc:  # broken code: keep the old processes
                 log.error("the changed task code does not load: %s", exc.message)
                 self._sources = {path: _mtime(path) for path in self._sources}
@@ -311,6 +334,9 @@ class PythonExecutor:
 
     def knows(self, task: str) -> bool:
         return task in self.names
+
+    def schedules(self) -> list[ScheduleSpec]:
+        return list(self._schedules)
 
     def default_timeout(self, task: str) -> float | None:
         return self._timeouts.get(task)
@@ -429,7 +455,7 @@ class PythonExecutor:
         self._procs = [p for p in self._procs if not (p.retiring and not p.outstanding)]
         while not self._closing:
             try:
-                proc = await TaskProcess.start(self.config)
+                proc = await TaskProcess.start(self.config, self._output)
                 if self._closing:  # closed while it started
                     proc.kill()
                     return
