@@ -24,7 +24,7 @@ def test_priority_queues_delay_and_keys(server: Server, procs: Procs, cli: Cli) 
     high = job_id(cli("submit", "echo", "high", "--priority", 10, server=at).out)
     mid = job_id(cli("submit", "echo", "mid", "-p", 5, server=at).out)
     other = job_id(cli("submit", "echo", "elsewhere", "--queue", "other", server=at).out)
-    delayed = job_id(cli("submit", "echo", "later", "--delay", 1, server=at).out)
+    delayed = job_id(cli("submit", "echo", "later", "--delay", 3, server=at).out)
     keyed = job_id(cli("submit", "echo", "once", "--key", "k-1", server=at).out)
     assert job_id(cli("submit", "echo", "twice", "--key", "k-1", server=at).out) == keyed
     assert status(cli, server, delayed)["state"] == "scheduled"
@@ -36,7 +36,7 @@ def test_priority_queues_delay_and_keys(server: Server, procs: Procs, cli: Cli) 
     started = {job: status(cli, server, job)["started_at"] for job in (low, high, mid, keyed)}
     assert sorted(started, key=started.__getitem__) == [high, mid, low, keyed]
     later = status(cli, server, delayed)
-    assert later["started_at"] >= later["submitted_at"] + 1
+    assert later["started_at"] >= later["submitted_at"] + 3
     assert cli("result", keyed, server=at).out == "once\n"
 
     # Nobody serves `other` yet.
