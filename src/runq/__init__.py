@@ -7,6 +7,7 @@ with Client("127.0.0.1:1209") as client:
 """
 
 from runq.client import AsyncClient, Client, JobFailed
+from runq.client.workflow import chain, group, step
 from runq.current import progress
 from runq.errors import Permanent, RunqError
 from runq.model import Job, JobSpec, JobState
@@ -22,6 +23,9 @@ __all__ = [
     "Permanent",
     "Registry",
     "RunqError",
+    "chain",
+    "group",
     "progress",
+    "step",
     "task",
 ]

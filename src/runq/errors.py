@@ -75,6 +75,12 @@ class UnknownSchedule(ScheduleError):
         return cls(f"no schedule named {name!r}")
 
 
+class UnknownLimit(RunqError):
+    """No rate limit of that scope and name."""
+
+    code = "unknown_limit"
+
+
 class JobError(RunqError):
     code = "job_error"
 

@@ -152,7 +152,8 @@ async def test_stats_workers_and_queues(hb: RunningBroker, http: httpx.AsyncClie
         ("w-http-test", ["other"], 2)
     ]
     queues = (await http.get("/api/v1/queues")).json()
-    assert queues == [{"name": "s", "counts": {"queued": 4}, "paused": False}]
+    kept = {"retention": 7 * 86400.0, "retention_set": False}  # the broker's retention
+    assert queues == [{"name": "s", "counts": {"queued": 4}, "paused": False, **kept}]
     activity = (await http.get("/api/v1/activity", params={"minutes": 5})).json()
     assert len(activity) == 5 and activity[-1]["submitted"] == 4
 
@@ -167,7 +168,8 @@ async def test_a_paused_queue_is_not_dispatched_until_resumed(
     await asyncio.sleep(0.3)
     assert await job_state(http, job["id"]) == "queued"
     queues = (await http.get("/api/v1/queues")).json()
-    assert queues == [{"name": "slow", "counts": {"queued": 1}, "paused": True}]
+    kept = {"retention": 7 * 86400.0, "retention_set": False}  # the broker's retention
+    assert queues == [{"name": "slow", "counts": {"queued": 1}, "paused": True, **kept}]
 
     assert (await http.post("/api/v1/queues/slow/resume")).json()["paused"] is False
 
@@ -244,3 +246,11 @@ async def test_ready_fails_while_the_broker_shuts_down(
     refused = await http.post("/api/v1/jobs", json={"task": "echo"})
     assert refused.status_code == 503
     hb.broker.accepting = True
+
+
+async def test_a_start_time_past_the_calendar_renders_everywhere(http: httpx.AsyncClient) -> None:
+    job = (await http.post("/api/v1/jobs", json={"task": "echo", "run_at": 2**40})).json()
+    for path in (f"/jobs/{job['id']}", "/jobs", "/", f"/api/v1/jobs/{job['id']}/explain"):
+        r = await http.get(path)
+        assert r.status_code == 200, (path, r.text[:200])
+    assert "1099511627776 s after" in (await http.get(f"/jobs/{job['id']}")).text

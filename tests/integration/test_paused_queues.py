@@ -23,4 +23,5 @@ async def test_a_pause_outlives_the_broker(tmp_path: Path) -> None:
         info = await client.resume("emails")
         assert (info.name, info.paused) == ("emails", False)  # the job may start at once
         assert (await client.wait(job_id, timeout=5)).state is JobState.SUCCEEDED
-        assert await client.queues() == [type(info)("emails", {"succeeded": 1}, False)]
+        kept = rb.broker.config.retention  # the broker's: the queue has none of its own
+        assert await client.queues() == [type(info)("emails", {"succeeded": 1}, False, kept)]

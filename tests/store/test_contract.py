@@ -40,7 +40,8 @@ from runq.errors import (
     UnknownJob,
     UnknownSchedule,
 )
-from runq.model import Assignment, ErrorInfo, JobSpec, JobState, Outcome, RetryPolicy
+from runq.model import Assignment, ErrorInfo, Job, JobSpec, JobState, Outcome, RetryPolicy
+from runq.model.flow import RateLimit
 from runq.model.output import LogLine, OutputBatch
 from runq.model.schedule import CatchUp, ScheduleSpec, next_tick
 from runq.store.base import Requeued, Store
@@ -991,6 +992,179 @@ async def test_a_closed_store_refuses_work(store: Store, clock: FakeClock) -> No
     await store.close()  # closing twice is fine
 
 
+# -- per-queue retention, the purge by hand, jobs ahead (011_retention.sql) ---------------
+
+
+async def finish(store: Store, clock: FakeClock, queue: str, n: int = 1) -> list[int]:
+    """``n`` jobs of ``queue`` that succeed now."""
+    ids = await store.submit_many(
+        [JobSpec("echo", [str(i)], queue=queue) for i in range(n)], clock()
+    )
+    done = await store.claim("w1", [queue], n, clock(), clock() + LEASE)
+    await store.report("w1", [Outcome(a.id, a.fence, True, "ok") for a in done], clock())
+    return list(ids)
+
+
+async def test_retention_overrides_are_set_replaced_and_reset(
+    store: Store, clock: FakeClock
+) -> None:
+    assert await store.retention_overrides() == {}
+    await store.set_retention("audit", None, clock())  # forever
+    await store.set_retention("tmp", 3600.0, clock())
+    await store.set_retention("tmp", 60.0, clock())  # replaced
+    assert await store.retention_overrides() == {"audit": None, "tmp": 60.0}
+    await store.reset_retention("tmp")
+    await store.reset_retention("nothing")  # not set: nothing to do
+    assert await store.retention_overrides() == {"audit": None}
+
+
+async def test_purge_finished_by_queue_skip_and_state(store: Store, clock: FakeClock) -> None:
+    # Given: finished jobs in two queues, a failed one, and a queued one.
+    a = await finish(store, clock, "a", 2)
+    b = await finish(store, clock, "b", 1)
+    (failed,) = await store.submit_many([JobSpec("echo", queue="b", max_attempts=1)], clock())
+    (job,) = await store.claim("w1", ["b"], 1, clock(), clock() + LEASE)
+    await store.report("w1", [Outcome(job.id, job.fence, False, error=BOOM)], clock())
+    (waiting,) = await store.submit_many([JobSpec("echo", queue="a")], clock())
+    cut = clock.advance(10)
+
+    # When/Then: only failed jobs of b; then a's, one batch at a time; b is skipped.
+    assert await store.purge_finished(cut, 10, queue="b", states=[S.FAILED]) == 1
+    assert await store.get(failed) is None and await store.get(b[0]) is not None
+    assert await store.purge_finished(cut, 10, skip=["b"]) == 2
+    assert await store.get(b[0]) is not None
+    assert await store.purge_finished(cut - 20, 10, queue="b") == 0  # not finished before
+    assert await store.purge_finished(cut, 1, queue="b") == 1
+    assert await store.purge_finished(cut, 10) == 0  # idempotent: nothing left
+    assert (await store.get(waiting)) is not None
+    for gone in a:
+        assert await store.get(gone) is None
+    with pytest.raises(ValueError, match="running"):
+        await store.purge_finished(cut, 10, states=[S.RUNNING])
+
+
+async def test_count_ahead_follows_claim_order(store: Store, clock: FakeClock) -> None:
+    # Given: jobs of several priorities and times in one queue, and one in another queue.
+    low, mid1, mid2, high = await store.submit_many(
+        [JobSpec("echo", priority=p) for p in (0, 5, 5, 9)], clock()
+    )
+    await store.submit_many([JobSpec("echo", queue="other", priority=99)], clock())
+    (later_mid,) = await store.submit_many([JobSpec("echo", priority=5)], clock.advance(1))
+
+    # Then: higher priority first, then earlier run_at, then lower id.
+    ahead = {i: await store.count_ahead(await get(store, i)) for i in (low, mid1, mid2, high)}
+    assert ahead == {high: 0, mid1: 1, mid2: 2, low: 4}
+    assert await store.count_ahead(await get(store, later_mid)) == 3
+
+
+async def get(store: Store, job_id: int) -> Job:
+    found = await store.get(job_id)
+    assert found is not None
+    return found
+
+
+# -- flow control: concurrency keys and rate limits (009_flow.sql) ------------------------
+
+
+def keyed(key: str, bound: int, n: int, queue: str = "default") -> list[JobSpec]:
+    return [
+        JobSpec("echo", [str(i)], queue=queue, concurrency_key=key, max_concurrent=bound)
+        for i in range(n)
+    ]
+
+
+async def running_by_key(store: Store, ids: dict[int, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for job_id, key in ids.items():
+        if await state_of(store, job_id) is S.RUNNING:
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+async def test_a_claim_starts_no_more_jobs_of_a_key_than_its_bound(
+    store: Store, clock: FakeClock
+) -> None:
+    # Given: five jobs of key a (at most 2), three of key b (at most 1), then two plain.
+    a = await store.submit_many(keyed("a", 2, 5), clock())
+    b = await store.submit_many(keyed("b", 1, 3), clock())
+    plain = await store.submit_many([JobSpec("echo"), JobSpec("echo")], clock())
+    # When: one claim asks for everything, and a second one asks again.
+    first = await claim(store, clock)
+    second = await claim(store, clock, worker="w2")
+    # Then: two of a, one of b and the plain jobs behind them; nothing more after.
+    assert [j.id for j in first] == [a[0], a[1], b[0], *plain]
+    assert second == []
+    assert await store.keyed_queues() == {"default"}
+    # When: one job of a ends, a claim starts the next job of a (and only it).
+    done = first[0]
+    await store.report("w1", [Outcome(done.id, done.fence, True, None)], clock.advance(1))
+    assert [j.id for j in await claim(store, clock, worker="w2")] == [a[2]]
+
+
+async def test_interleaved_claims_never_exceed_a_keys_bound(store: Store, clock: FakeClock) -> None:
+    # Given: 30 jobs of key a (at most 2) and 30 of key b (at most 3) in two queues.
+    ids = dict.fromkeys(await store.submit_many(keyed("a", 2, 30), clock()), "a")
+    ids |= dict.fromkeys(await store.submit_many(keyed("b", 3, 30, "other"), clock()), "b")
+    for _ in range(4):
+        # When: eight workers claim at once, then half of what runs ends.
+        claims = await asyncio.gather(
+            *(
+                store.claim(f"w{i}", ["default", "other"], 5, clock(), clock() + LEASE)
+                for i in range(8)
+            )
+        )
+        # Then: never more than the bound of a key runs.
+        running = await running_by_key(store, ids)
+        assert running.get("a", 0) <= 2 and running.get("b", 0) <= 3
+        assert running == {"a": 2, "b": 3}
+        for n, jobs in enumerate(claims):
+            for job in jobs[:1]:
+                await store.report(f"w{n}", [Outcome(job.id, job.fence, True, None)], clock())
+
+
+async def test_a_queue_rate_limit_hands_out_its_tokens_only(store: Store, clock: FakeClock) -> None:
+    # Given: a limit of 2 a second (burst 2) on queue "slow", and 20 jobs there.
+    await store.set_rate_limit(RateLimit("queue", "slow", 120, "m"), clock())
+    await store.submit_many([JobSpec("echo", queue="slow") for _ in range(20)], clock())
+    await store.submit_many([JobSpec("echo") for _ in range(3)], clock())
+    # When/Then: a full bucket gives 2, then none; half a second gives 1; a long quiet
+    # spell gives no more than the burst. Other queues are not limited.
+    assert len(await claim(store, clock, queues=("slow",))) == 2
+    assert await claim(store, clock, queues=("slow",)) == []
+    assert len(await claim(store, clock, queues=("slow",), limit=1)) == 0
+    clock.advance(0.5)
+    assert len(await claim(store, clock, queues=("slow",))) == 1
+    clock.advance(60)
+    assert len(await claim(store, clock, queues=("slow", "default"))) == 2 + 3
+
+
+async def test_a_task_rate_limit_holds_only_that_tasks_jobs(store: Store, clock: FakeClock) -> None:
+    await store.set_rate_limit(RateLimit("task", "send", 1), clock())
+    await store.submit_many([JobSpec("send") for _ in range(3)], clock())
+    await store.submit_many([JobSpec("echo") for _ in range(2)], clock())
+    assert sorted(j.task for j in await claim(store, clock)) == ["echo", "echo", "send"]
+    assert await claim(store, clock) == []
+    clock.advance(1)
+    assert [j.task for j in await claim(store, clock)] == ["send"]
+
+
+async def test_rate_limits_are_set_listed_changed_and_removed(
+    store: Store, clock: FakeClock
+) -> None:
+    assert await store.rate_limits() == []
+    await store.set_rate_limit(RateLimit("queue", "emails", 600, "m"), clock())
+    await store.set_rate_limit(RateLimit("task", "send", 5, "s", burst=10), clock())
+    await store.set_rate_limit(RateLimit("queue", "emails", 100, "s"), clock())  # a change
+    assert await store.rate_limits() == [
+        RateLimit("queue", "emails", 100, "s", burst=100),
+        RateLimit("task", "send", 5, "s", burst=10),
+    ]
+    assert await store.remove_rate_limit("queue", "emails") is True
+    assert await store.remove_rate_limit("queue", "emails") is False
+    assert await store.remove_rate_limit("task", "emails") is False
+    assert [x.name for x in await store.rate_limits()] == ["send"]
+
+
 # -- SQLite only: migrations --------------------------------------------------------------
 
 
@@ -1311,6 +1485,31 @@ async def test_a_schedule_fires_each_tick_once(store: Store, clock: FakeClock) -
     clock.now = first + 300
     await store.fire_schedules(clock())
     assert len(await tick_keys(store, "five")) == 2
+
+
+async def test_a_unique_schedule_fires_no_twin_of_an_unfinished_job(
+    store: Store, clock: FakeClock
+) -> None:
+    # Given: a schedule whose job is unique for an hour, catching up every missed tick.
+    job = JobSpec("echo", ["tick"], queue="cron", unique_for=3600.0)
+    await store.add_schedule(ScheduleSpec("u", EVERY_5, job, catch_up=CatchUp.ALL), clock())
+    first = next_tick(EVERY_5, "UTC", clock())
+
+    # When: three ticks are due at once, then one more while the first job is queued.
+    clock.now = first + 600 + 120
+    assert await store.fire_schedules(clock()) == {"cron"}
+    assert await store.fire_schedules(clock.advance(300)) == set()
+
+    # Then: one job stands for them all, keyed by its tick; once it finished, the next
+    # tick makes a new job; a plain submit of a twin merges into the unfinished one.
+    assert await tick_keys(store, "u") == ["schedule:u:2023-11-14T22:15:00Z"]
+    (done,) = await claim(store, clock, queues=("cron",))
+    await store.report("w1", [Outcome(done.id, done.fence, True, None)], clock())
+    assert await store.fire_schedules(clock.advance(300)) == {"cron"}
+    assert len(await tick_keys(store, "u")) == 2
+    (twin,) = await store.submit_many([job], clock())
+    assert twin in [j.id for j in await store.list_jobs(state=S.QUEUED, queue="cron")]
+    assert len(await store.list_jobs(queue="cron")) == 2
 
 
 async def test_missed_ticks_follow_the_catch_up_policy(store: Store, clock: FakeClock) -> None:

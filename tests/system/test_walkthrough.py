@@ -58,6 +58,7 @@ def test_readme_walkthrough(server: Server, procs: Procs, cli: Cli) -> None:
 
     stats = cli("stats", "--json", server=at).json()
     assert stats["jobs"] == {
+        "waiting": 0,
         "scheduled": 0,
         "queued": 0,
         "running": 0,

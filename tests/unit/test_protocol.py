@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from runq import errors
 from runq.errors import FrameTooLarge, ProtocolError, RunqError
 from runq.model import Assignment, ErrorInfo, Job, JobSpec, JobState, Outcome
+from runq.model.flow import RateLimit
 from runq.model.output import JobLogs, LogLine, OutputBatch
 from runq.model.schedule import CatchUp, Schedule, ScheduleSpec
 from runq.protocol import codec
@@ -93,7 +94,19 @@ SAMPLES: list[msgspec.Struct] = [
     m.ListWorkers(8),
     m.ListQueues(9),
     m.PauseQueue(10, "emails", True),
+    m.SetRateLimit(30, RateLimit("queue", "emails", 600, "m")),
+    m.SetRateLimit(31, RateLimit("task", "send", 2.5, "s", burst=5)),
+    m.RemoveRateLimit(32, "queue", "emails"),
+    m.ListRateLimits(33),
+    m.RateLimitList(34, [RateLimit("queue", "emails", 100)]),
     m.QueueList(10, [m.QueueInfo("emails", {"queued": 3}, True)]),
+    m.QueueList(11, [m.QueueInfo("audit", {}, False, None, True)]),
+    m.SetRetention(12, "audit", 30 * 86400.0),
+    m.SetRetention(13, "audit", None, reset=True),
+    m.Purge(14, 30 * 86400.0, "failed", "emails"),
+    m.Purged(14, 1200),
+    m.Explain(15, 42),
+    m.Explanation(15, 42, "job 42 is waiting behind 3 jobs of higher priority in queue default"),
     m.AddSchedule(11, ScheduleSpec("nightly", "30 2 * * *", JobSpec("echo"), "Europe/Berlin")),
     m.ListSchedules(12),
     m.RemoveSchedule(13, "nightly"),

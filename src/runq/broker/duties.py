@@ -69,20 +69,41 @@ class Duties:
         # (a job a previous broker claimed for it but never sent is only re-queued)
 
     async def purge(self, now: float) -> int:
-        """Finished jobs older than the retention period go, in batches of PURGE_BATCH
-        (at most PURGE_ROUNDS a call, so one call never holds the writer for long)."""
+        """Finished jobs older than their queue's retention (its own, set with `runq queue
+        retention`, or the broker's) go, in batches of PURGE_BATCH (at most PURGE_ROUNDS
+        a call, so one call never holds the writer for long). Each batch is its own
+        guarded delete: brokers that purge at once delete each job once."""
+        overrides = await self.broker.store.retention_overrides()
+        # (cut, queue): a queue with its own retention, then every other queue
+        plan: list[tuple[float, str | None]] = [
+            (now - r, q) for q, r in overrides.items() if r is not None
+        ]
         retention = self.broker.config.retention
-        if retention is None:
-            return 0
-        gone = 0
-        for _ in range(PURGE_ROUNDS):
-            n = await self.broker.store.purge(now - retention, PURGE_BATCH)
+        if retention is not None:
+            plan.append((now - retention, None))
+        gone, rounds = 0, PURGE_ROUNDS
+        for before, queue in plan:
+            n, rounds = await self._purge_rounds(before, queue, sorted(overrides), rounds)
             gone += n
-            if n < PURGE_BATCH:
-                break
         if gone:
             log.info("purged %d finished job(s) past the retention period", gone)
         return gone
+
+    async def _purge_rounds(
+        self, before: float, queue: str | None, skip: list[str], rounds: int
+    ) -> tuple[int, int]:
+        """Batches of ``queue`` (None: the queues not in ``skip``) until one is short or
+        ``rounds`` run out; returns the jobs gone and the rounds left."""
+        gone = 0
+        while rounds > 0:
+            rounds -= 1
+            n = await self.broker.store.purge_finished(
+                before, PURGE_BATCH, queue=queue, skip=() if queue is not None else skip
+            )
+            gone += n
+            if n < PURGE_BATCH:
+                break
+        return gone, rounds
 
     async def run(self) -> None:
         cfg = self.broker.config

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runq.broker import operations as ops
+from runq.broker import retention
 from runq.protocol import messages as m
 
 if TYPE_CHECKING:
@@ -81,6 +82,22 @@ async def pause_schedule(broker: Broker, conn: Connection, msg: m.PauseSchedule)
     conn.send(m.ScheduleList(msg.req, [found]))
 
 
+async def set_retention(broker: Broker, conn: Connection, msg: m.SetRetention) -> None:
+    await retention.set_retention(broker, msg.queue, msg.retention, msg.reset)
+    found = [q for q in await ops.queues(broker) if q.name == msg.queue]
+    empty = m.QueueInfo(msg.queue, {}, retention=broker.config.retention)  # reset, no jobs
+    conn.send(m.QueueList(msg.req, found or [empty]))
+
+
+async def purge(broker: Broker, conn: Connection, msg: m.Purge) -> None:
+    gone = await retention.purge(broker, msg.older_than, msg.state, msg.queue)
+    conn.send(m.Purged(msg.req, gone))
+
+
+async def explain(broker: Broker, conn: Connection, msg: m.Explain) -> None:
+    conn.send(m.Explanation(msg.req, msg.id, await ops.explain(broker, msg.id)))
+
+
 # -- worker port ------------------------------------------------------------------------
 
 
@@ -138,6 +155,20 @@ async def output(broker: Broker, conn: Connection, msg: m.Output) -> None:
         await broker.store.append_output(session.id, msg.batches, broker.clock())
 
 
+async def set_limit(broker: Broker, conn: Connection, msg: m.SetRateLimit) -> None:
+    await ops.set_rate_limit(broker, msg.limit)
+    conn.send(m.RateLimitList(msg.req, [msg.limit]))
+
+
+async def remove_limit(broker: Broker, conn: Connection, msg: m.RemoveRateLimit) -> None:
+    removed = await ops.remove_rate_limit(broker, msg.scope, msg.name)
+    conn.send(m.RateLimitList(msg.req, [removed]))
+
+
+async def list_limits(broker: Broker, conn: Connection, msg: m.ListRateLimits) -> None:
+    conn.send(m.RateLimitList(msg.req, await broker.store.rate_limits()))
+
+
 async def status(broker: Broker, conn: Connection, msg: m.Status) -> None:
     session = conn.session
     assert session is not None
@@ -160,6 +191,12 @@ CLIENT_HANDLERS: dict[type, Handler] = {
     m.ListSchedules: list_schedules,
     m.RemoveSchedule: remove_schedule,
     m.PauseSchedule: pause_schedule,
+    m.SetRateLimit: set_limit,
+    m.RemoveRateLimit: remove_limit,
+    m.ListRateLimits: list_limits,
+    m.SetRetention: set_retention,
+    m.Purge: purge,
+    m.Explain: explain,
 }
 
 WORKER_HANDLERS: dict[type, Handler] = {

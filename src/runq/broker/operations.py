@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from runq.errors import ProtocolError, ScheduleError, Unavailable, UnknownJob
+from runq.broker.explain import Facts
+from runq.broker.explain import explain as explain_text
+from runq.errors import ProtocolError, ScheduleError, Unavailable, UnknownJob, UnknownLimit
 from runq.model import Assignment, Job, JobSpec, JobState, Outcome
+from runq.model.flow import RateLimit, Scope
 from runq.model.output import JobLogs
 from runq.model.schedule import TASK_PREFIX, Schedule, ScheduleSpec, check
 from runq.model.unique import SubmitIds
@@ -36,6 +40,7 @@ async def submit(broker: Broker, specs: Sequence[JobSpec]) -> SubmitIds:
     broker.counters["submitted"] += len(ids) - len(ids.merged)
     broker.activity.add("submitted", len(ids) - len(ids.merged), broker.clock())
     broker.dispatcher.wake({spec.queue for spec in specs})
+    broker.flow.keyed.update(s.queue for s in specs if s.concurrency_key is not None)
     return ids
 
 
@@ -115,10 +120,33 @@ async def heartbeat(broker: Broker, worker: str, running: Sequence[tuple[int, in
 
 
 async def queues(broker: Broker) -> list[m.QueueInfo]:
-    """Every queue with jobs or paused, by name, with its job counts by state."""
+    """Every queue with jobs, paused or with its own retention, by name, with its job
+    counts by state and the retention of its finished jobs."""
     counts = await broker.store.counts()
     paused = broker.paused_queues
-    return [m.QueueInfo(n, counts.get(n, {}), n in paused) for n in sorted(set(counts) | paused)]
+    own = await broker.store.retention_overrides()
+    default = broker.config.retention
+    return [
+        m.QueueInfo(n, counts.get(n, {}), n in paused, own.get(n, default), n in own)
+        for n in sorted(set(counts) | paused | set(own))
+    ]
+
+
+async def set_rate_limit(broker: Broker, limit: RateLimit) -> None:
+    """Add or change a rate limit; every broker's claims obey it at once (they read it
+    in their claim transactions)."""
+    await broker.store.set_rate_limit(limit, broker.clock())
+    await broker.flow.refresh()
+
+
+async def remove_rate_limit(broker: Broker, scope: Scope, name: str) -> RateLimit:
+    """Drop a rate limit (UnknownLimit if there is none) and answer with what it was."""
+    found = [x for x in await broker.store.rate_limits() if (x.scope, x.name) == (scope, name)]
+    if not found or not await broker.store.remove_rate_limit(scope, name):
+        raise UnknownLimit(f"no rate limit on {scope} {name!r}")
+    await broker.flow.refresh()
+    broker.dispatcher.forget_empty()
+    return found[0]
 
 
 async def pause_queue(broker: Broker, queue: str, paused: bool) -> None:
@@ -188,3 +216,50 @@ async def remove_schedule(broker: Broker, name: str) -> Schedule:
 async def pause_schedule(broker: Broker, name: str, paused: bool) -> Schedule:
     """Stop (or restart) firing a schedule; a resumed one skips the ticks it missed."""
     return await broker.store.pause_schedule(name, paused, broker.clock())
+
+
+# -- why a job is not running yet -------------------------------------------------------
+
+
+async def explain(broker: Broker, job_id: int) -> str:
+    """One sentence on why a job is not running yet (broker/explain.py)."""
+    job = await get(broker, job_id)
+    facts = Facts(job, broker.clock())
+    if job.state is JobState.QUEUED:
+        facts = await queued_facts(broker, job, facts)
+    elif job.state is JobState.WAITING:
+        parents = [await broker.store.get(i) for i in job.after]
+        waiting = [p.id for p in parents if p is not None and not p.finished]
+        facts = dataclasses.replace(facts, waiting_for=waiting)
+    return explain_text(facts)
+
+
+def rate_limit_of(broker: Broker, job: Job) -> str | None:
+    """The rate limit that may hold ``job`` (its queue's, else its task's), as a phrase."""
+    for limit in broker.flow.limits:
+        if (limit.scope, limit.name) in (("queue", job.queue), ("task", job.task)):
+            return f"the rate limit {limit.text()} of {limit.scope} {limit.name}"
+    return None
+
+
+async def queued_facts(broker: Broker, job: Job, facts: Facts) -> Facts:
+    """What holds a queued job: its queue paused, the workers that serve it, the jobs
+    claimed before it."""
+    serving = [w for w in await broker.cluster.workers() if job.queue in w.queues]
+    serving = [w for w in serving if not w.draining]
+    # a worker that lists its tasks (info "tasks": "a,b,c") says whether it knows this one
+    lists = [w.info.get("tasks") for w in serving]
+    known = None
+    if serving and all(isinstance(t, str) for t in lists):
+        known = any(job.task in str(t).split(",") for t in lists)
+    busy = bool(serving) and all(w.running >= w.concurrency for w in serving)
+    return dataclasses.replace(
+        facts,
+        paused=job.queue in broker.paused_queues,
+        serving=len(serving),
+        task_known=known,
+        busy=busy,
+        ahead=await broker.store.count_ahead(job),
+        # a limit is the reason only where a worker could take the job
+        held_by=rate_limit_of(broker, job) if serving and not busy else None,
+    )

@@ -19,6 +19,7 @@ from runq.broker.config import BrokerConfig
 from runq.broker.connection import Connection, Handler
 from runq.broker.dispatch import Dispatcher, WorkerSession
 from runq.broker.duties import Duties
+from runq.broker.flow import FlowWatch
 from runq.broker.metrics import Metrics
 from runq.clock import Clock, system_clock
 from runq.errors import AuthError, ProtocolError, RunqError, UnknownJob
@@ -53,6 +54,7 @@ class Broker:
         self.metrics = Metrics()
         self.paused_queues: set[str] = set()  # queues whose jobs are not dispatched
         self.paused_version = 0  # bumped by each pause or resume made here
+        self.flow = FlowWatch(self)  # rate limits and keyed queues, read each second
         self.started_at = clock()
         self.stopping = False
         self.accepting = True  # false while shutting down: submits are refused
@@ -81,6 +83,8 @@ class Broker:
         self.spawn(self.duties.run())
         await self._measure_offset()
         await self.refresh_paused()
+        await self.flow.refresh()
+        self.spawn(self.flow.run())
         self.started_at = self.clock()
         self.spawn(self._recheck())
         await self.store.subscribe(self._on_ready, self.job_finished)
@@ -235,6 +239,7 @@ class Broker:
             await asyncio.sleep(RECHECK_EVERY)
             self.dispatcher.forget_empty()
             await self.refresh_paused()
+            await self.flow.refresh()
             ticks += 1
             if ticks % 60 == 0:
                 await self._measure_offset()

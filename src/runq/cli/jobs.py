@@ -25,6 +25,7 @@ from runq.cli.common import (
 from runq.cli.common import (
     delay as delay_option,
 )
+from runq.cli.deps import after_options, job_ids
 from runq.cli.render import (
     command_text,
     error_text,
@@ -38,7 +39,7 @@ from runq.client import Client
 from runq.client.aio import command_spec, joined, spec, to_spec
 from runq.errors import InvalidArguments, Timeout
 from runq.model import Job, JobSpec, JobState
-from runq.model.spec import COMMAND_TASK, MAX_JOB_ID
+from runq.model.spec import COMMAND_TASK, MAX_CONCURRENT, MAX_JOB_ID
 from runq.model.unique import SubmitIds
 from runq.protocol.limits import MAX_FRAME
 
@@ -113,6 +114,30 @@ def split_words(words: tuple[str, ...]) -> tuple[str, list[str]]:
     " refuse (fail, naming it).",
 )
 @click.option(
+    "--after",
+    "after",
+    default=None,
+    callback=job_ids,
+    metavar="ID,ID...",
+    help="Run only once these jobs succeeded (cancelled if one fails).",
+)
+@click.option(
+    "--after-any", "after_any", is_flag=True, help="With --after: run once they all ended."
+)
+@click.option(
+    "--concurrency-key",
+    "concurrency_key",
+    default=None,
+    help="Jobs sharing this key run at most --max-concurrent at a time (all workers).",
+)
+@click.option(
+    "--max-concurrent",
+    "max_concurrent",
+    type=click.IntRange(1, MAX_CONCURRENT),
+    default=None,
+    help="With --concurrency-key: how many of its jobs may run at once.",
+)
+@click.option(
     "--wait", "wait_", is_flag=True, help="Wait, print the result; exit 1 if the job failed."
 )
 @click.option(
@@ -142,6 +167,10 @@ def submit(
     backoff: float | None,
     unique_for: float | None,
     unique_mode: str | None,
+    after: list[int] | None,
+    after_any: bool,
+    concurrency_key: str | None,
+    max_concurrent: int | None,
     wait_: bool,
     kw: tuple[str, ...],
     is_cmd: bool,
@@ -159,6 +188,8 @@ def submit(
     if unique_mode is not None and unique_for is None:
         raise click.UsageError("--unique-mode goes with --unique-for")
     options |= {"unique_for": unique_for, "unique_mode": unique_mode}
+    options |= after_options(after, after_any)
+    options |= flow_options(concurrency_key, max_concurrent)
     if batch is not None:
         if words or key:
             raise click.UsageError("--batch takes its jobs from the file; give no TASK or --key")
@@ -212,6 +243,12 @@ def parse_kw(text: str) -> tuple[str, Any]:
         return key, msgspec.json.decode(value)
     except msgspec.DecodeError:
         return key, value
+
+
+def flow_options(concurrency_key: str | None, max_concurrent: int | None) -> dict[str, Any]:
+    if (concurrency_key is None) != (max_concurrent is None):
+        raise click.UsageError("--concurrency-key and --max-concurrent go together")
+    return {"concurrency_key": concurrency_key, "max_concurrent": max_concurrent}
 
 
 def read_batch(stream: TextIO, options: dict[str, Any]) -> list[JobSpec]:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import click
 
-from runq.cli import admin, bench, jobs, logs, migrate, queues, schedules, serve, top
+from runq.cli import (
+    admin,
+    bench,
+    jobs,
+    limits,
+    logs,
+    migrate,
+    purge,
+    queues,
+    schedules,
+    serve,
+    top,
+)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -30,9 +42,12 @@ for command in (
     jobs.retry,
     jobs.list_jobs,
     logs.logs,
+    purge.purge,
+    purge.explain,
     admin.workers,
     admin.stats,
     queues.queue,
+    limits.limit,
     schedules.schedule,
     top.top,
     bench.bench,

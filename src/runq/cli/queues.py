@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 import msgspec
 
-from runq.cli.common import handle_errors, server_option
-from runq.cli.jobs import connect, json_option
+from runq.cli.common import handle_errors, seconds_of, server_option
+from runq.cli.jobs import connect, duration_text, json_option
 from runq.cli.render import to_json
 from runq.model import JobState
-from runq.model.spec import Name
+from runq.model.spec import TEN_YEARS, Name
 from runq.protocol.messages import QueueInfo
 
 
@@ -24,17 +24,23 @@ def _name(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 @click.group()
 def queue() -> None:
-    """List queues; pause and resume their dispatch."""
+    """List queues; pause and resume their dispatch; set their retention."""
 
 
 def render(queues: list[QueueInfo]) -> str:
     states = [s.value for s in JobState]
-    lines = ["queue".ljust(20) + "".join(s.rjust(11) for s in states)]
+    lines = ["queue".ljust(20) + "".join(s.rjust(11) for s in states) + "  retention"]
     for q in queues:
         name = q.name[:19].ljust(20)
         counts = "".join(str(q.counts.get(s, 0)).rjust(11) for s in states)
-        lines.append(name + counts + ("  (paused)" if q.paused else ""))
+        kept = "  " + retention_text(q)
+        lines.append(name + counts + kept + ("  (paused)" if q.paused else ""))
     return "\n".join(lines)
+
+
+def retention_text(q: QueueInfo) -> str:
+    kept = "forever" if q.retention is None else duration_text(q.retention)
+    return kept if q.retention_set else f"{kept} (default)"
 
 
 @queue.command("list")
@@ -69,6 +75,29 @@ def pause(name: str, server: str | None) -> None:
 def resume(name: str, server: str | None) -> None:
     """Dispatch NAME's jobs again."""
     _set_paused(name, server, False)
+
+
+def retention_value(ctx: click.Context, param: click.Parameter, value: str) -> float | str:
+    """``30d``, ``forever`` or ``default``."""
+    if value.strip().lower() in ("forever", "default"):
+        return value.strip().lower()
+    seconds = seconds_of(value)
+    if not 0 < seconds <= TEN_YEARS:
+        raise click.BadParameter("must be greater than 0 and at most 10 years")
+    return seconds
+
+
+@queue.command()
+@click.argument("name", callback=_name)
+@click.argument("keep", metavar="DURATION|forever|default", callback=retention_value)
+@server_option("client")
+@handle_errors
+def retention(name: str, keep: float | str, server: str | None) -> None:
+    """Keep NAME's finished jobs this long (30d), forever, or as the broker's --retention
+    (default); the purge honours it within a few seconds on every broker."""
+    with connect(server) as client:
+        info = client.set_retention(name, keep)
+    click.echo(f"queue {info.name} keeps finished jobs {retention_text(info)}")
 
 
 def _set_paused(name: str, server: str | None, paused: bool) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from runq.cli.deps import waiting_line
 from runq.model import Job, JobState
 
 
@@ -42,6 +43,8 @@ def status_line(job: Job, now: float | None = None) -> str:
     now = time.time() if now is None else now
     attempt = f"attempt {job.attempts} of {job.max_attempts}"
     s = job.state
+    if s is JobState.WAITING:
+        return waiting_line(job)
     if s is JobState.RUNNING:
         doing = ""
         if job.progress is not None:
@@ -54,7 +57,10 @@ def status_line(job: Job, now: float | None = None) -> str:
         since = ago(job.submitted_at, now)
         return f"Job {job.id}: queued in {job.queue} ({attempt}, submitted {since})"
     if s is JobState.SCHEDULED:
-        due = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.run_at))
+        try:
+            due = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.run_at))
+        except (ValueError, OverflowError, OSError):  # past the calendar
+            due = f"{job.run_at:.0f} s after the epoch"
         return (
             f"Job {job.id}: scheduled for {due} (in {max(0.0, job.run_at - now):.1f} s, {attempt})"
         )

@@ -25,6 +25,7 @@ from runq.errors import (
     Unavailable,
 )
 from runq.model import TERMINAL_STATES, Job, JobSpec, JobState
+from runq.model.flow import RateLimit, parse_rate
 from runq.model.output import MAX_LINES, JobLogs, LogLine
 from runq.model.schedule import DEFAULT_CATCH_UP, DEFAULT_TZ, Schedule, ScheduleSpec, check
 from runq.model.spec import COMMAND_TASK
@@ -80,6 +81,11 @@ def spec(
     backoff: float | None = None,
     unique_for: float | datetime.timedelta | None = None,
     unique_mode: str | None = None,
+    after: Sequence[int] | None = None,
+    after_any: bool | None = None,
+    pass_results: bool | None = None,
+    concurrency_key: str | None = None,
+    max_concurrent: int | None = None,
     **task_kwargs: Any,
 ) -> JobSpec:
     """A validated JobSpec. ``task`` is a name or an ``@runq.task`` function (whose
@@ -89,7 +95,10 @@ def spec(
     ``run_at`` seconds since the epoch or a datetime (a naive one is local time).
     ``unique_for`` (seconds or a timedelta) makes the job unique: a twin submitted in
     that time while it has not finished gets its id (``unique_mode="refuse"``: an
-    ``AlreadyQueued`` error) instead of a new job."""
+    ``AlreadyQueued`` error) instead of a new job. ``after`` lists job ids this one
+    waits for: it runs once they all succeeded (``after_any``: once they all ended) and
+    is cancelled if one fails; ``pass_results`` puts their results in
+    ``kwargs["previous"]`` (see docs/scheduling.md, Dependencies)."""
     if isinstance(delay, datetime.timedelta):
         delay = delay.total_seconds()
     unique_for = _unique_for(unique_for, unique_mode)
@@ -106,6 +115,11 @@ def spec(
         "max_attempts": None if retries is None else retries + 1,
         "unique_for": unique_for,
         "unique_mode": unique_mode,
+        "after": None if after is None else list(after),
+        "after_any": after_any,
+        "pass_results": pass_results,
+        "concurrency_key": concurrency_key,
+        "max_concurrent": max_concurrent,
     }
     if not isinstance(task, str):
         opts = options_of(task)
@@ -123,6 +137,18 @@ def spec(
         if value is not None:
             raw[name] = value
     return _convert(raw)
+
+
+def rate_limit(scope: str, name: str, rate: str, burst: float | None) -> RateLimit:
+    """A validated RateLimit; InvalidArguments with the reason otherwise."""
+    try:
+        count, per = parse_rate(rate)
+        return msgspec.convert(
+            {"scope": scope, "name": name, "count": count, "per": per, "burst": burst},
+            RateLimit,
+        )
+    except (ValueError, msgspec.ValidationError) as exc:
+        raise InvalidArguments(f"invalid rate limit: {exc}") from None
 
 
 def command_spec(
@@ -451,10 +477,61 @@ class AsyncClient:
         """Dispatch the jobs of ``queue`` again."""
         return await self._pause(queue, False)
 
+    # -- rate limits ------------------------------------------------------------------
+
+    async def set_rate_limit(
+        self, scope: str, name: str, rate: str, burst: float | None = None
+    ) -> RateLimit:
+        """Start at most ``rate`` (``"100/s"``, ``"600/m"``, ``"10/h"``) jobs from the
+        queue (``scope="queue"``) or of the task (``scope="task"``), over every broker;
+        ``burst`` jobs may start at once (default: one second's worth, at least 1)."""
+        limit = rate_limit(scope, name, rate, burst)
+        reply = await self._call(lambda req: m.SetRateLimit(req, limit))
+        found: RateLimit = reply.limits[0]
+        return found
+
+    async def remove_rate_limit(self, scope: str, name: str) -> RateLimit:
+        """Drop a rate limit (UnknownLimit if there is none); answer with what it was."""
+        checked = rate_limit(scope, name, "1/s", None)
+        reply = await self._call(lambda req: m.RemoveRateLimit(req, checked.scope, name))
+        found: RateLimit = reply.limits[0]
+        return found
+
+    async def rate_limits(self) -> builtins.list[RateLimit]:
+        reply = await self._call(lambda req: m.ListRateLimits(req))
+        found: builtins.list[RateLimit] = reply.limits
+        return found
+
     async def _pause(self, queue: str, paused: bool) -> m.QueueInfo:
         reply = await self._call(lambda req: m.PauseQueue(req, queue, paused))
         found: m.QueueInfo = reply.queues[0]
         return found
+
+    async def set_retention(self, queue: str, retention: float | str | None) -> m.QueueInfo:
+        """Keep the finished jobs of ``queue`` ``retention`` seconds; ``None`` or
+        ``"forever"`` keeps them forever, ``"default"`` follows the broker's again."""
+        if isinstance(retention, str) and retention not in ("forever", "default"):
+            raise ValueError(f"retention {retention!r}: seconds, None, 'forever' or 'default'")
+        reset = retention == "default"
+        seconds = None if retention is None or isinstance(retention, str) else float(retention)
+        reply = await self._call(lambda req: m.SetRetention(req, queue, seconds, reset))
+        found: m.QueueInfo = reply.queues[0]
+        return found
+
+    async def purge(
+        self, older_than: float, *, state: str | None = None, queue: str | None = None
+    ) -> int:
+        """Delete finished jobs (of ``state`` and ``queue`` when given) that finished
+        more than ``older_than`` seconds ago; returns how many went."""
+        reply = await self._call(lambda req: m.Purge(req, older_than, state, queue))
+        gone: int = reply.count
+        return gone
+
+    async def explain(self, job_id: int) -> str:
+        """One sentence on why the job is not running yet."""
+        reply = await self._call(lambda req: m.Explain(req, job_id))
+        text: str = reply.text
+        return text
 
     # -- periodic schedules (cron) -----------------------------------------------------
 

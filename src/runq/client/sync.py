@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from runq.client.aio import FOLLOW_POLL, AsyncClient
 from runq.model import TERMINAL_STATES, Job, JobSpec
+from runq.model.flow import RateLimit
 from runq.model.output import MAX_LINES, JobLogs, LogLine
 from runq.model.schedule import Schedule
 from runq.model.unique import SubmitIds
@@ -104,11 +105,33 @@ class Client:
     def queues(self) -> builtins.list[QueueInfo]:
         return self._run(self._aio.queues())
 
+    def set_rate_limit(
+        self, scope: str, name: str, rate: str, burst: float | None = None
+    ) -> RateLimit:
+        return self._run(self._aio.set_rate_limit(scope, name, rate, burst))
+
+    def remove_rate_limit(self, scope: str, name: str) -> RateLimit:
+        return self._run(self._aio.remove_rate_limit(scope, name))
+
+    def rate_limits(self) -> builtins.list[RateLimit]:
+        return self._run(self._aio.rate_limits())
+
     def pause(self, queue: str) -> QueueInfo:
         return self._run(self._aio.pause(queue))
 
     def resume(self, queue: str) -> QueueInfo:
         return self._run(self._aio.resume(queue))
+
+    def set_retention(self, queue: str, retention: float | str | None) -> QueueInfo:
+        return self._run(self._aio.set_retention(queue, retention))
+
+    def purge(
+        self, older_than: float, *, state: str | None = None, queue: str | None = None
+    ) -> int:
+        return self._run(self._aio.purge(older_than, state=state, queue=queue))
+
+    def explain(self, job_id: int) -> str:
+        return self._run(self._aio.explain(job_id))
 
     def add_schedule(
         self, name: str, cron: str, task: str | Callable[..., Any], *args: Any, **options: Any

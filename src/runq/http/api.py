@@ -168,7 +168,9 @@ async def resume(broker: BrokerDep, name: QueueName) -> m.QueueInfo:
 
 async def _pause(broker: BrokerDep, name: str, paused: bool) -> m.QueueInfo:
     await ops.pause_queue(broker, name, paused)
-    return m.QueueInfo(name, (await broker.store.counts()).get(name, {}), paused)
+    own = await broker.store.retention_overrides()
+    kept = own.get(name, broker.config.retention)
+    return m.QueueInfo(name, (await broker.store.counts()).get(name, {}), paused, kept, name in own)
 
 
 @get(

@@ -12,7 +12,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from runq.broker import Broker
 
-from . import api, dashboard, logs, metrics, openapi, probes, schedules, work
+from . import api, dashboard, explain, limits, logs, metrics, openapi, probes, schedules, work
 from .errors import HANDLERS
 
 API_PREFIX = "/api/v1"
@@ -27,7 +27,8 @@ def build_app(broker: Broker) -> Litestar:
     def provide_broker() -> Broker:
         return broker
 
-    routes = [*api.ROUTES, *schedules.ROUTES, *logs.ROUTES, work.Work, openapi_document]
+    routes = [*api.ROUTES, *schedules.ROUTES, *logs.ROUTES, *explain.ROUTES, *limits.ROUTES]
+    routes += [work.Work, openapi_document]
     v1 = Router(API_PREFIX, route_handlers=routes)
     return Litestar(
         route_handlers=[v1, *probes.ROUTES, metrics.metrics, *dashboard.ROUTES],

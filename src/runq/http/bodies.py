@@ -11,6 +11,7 @@ from litestar import Request
 
 from runq.errors import ProtocolError
 from runq.model import JobSpec
+from runq.model.flow import RateLimit
 from runq.model.schedule import ScheduleSpec
 
 from . import schemas as s
@@ -29,6 +30,7 @@ BODIES: Final[dict[tuple[str, str], type[msgspec.Struct]]] = {
     ("post", "/api/v1/jobs/retry-failed"): s.RetryFailed,
     ("post", "/api/v1/work/claim"): s.ClaimRequest,
     ("post", "/api/v1/schedules"): ScheduleSpec,
+    ("put", "/api/v1/limits"): RateLimit,
     ("post", "/api/v1/work/{job_id}/heartbeat"): s.Lease,
     ("post", "/api/v1/work/{job_id}/complete"): s.Complete,
     ("post", "/api/v1/work/{job_id}/fail"): s.Failure,

@@ -56,6 +56,7 @@ STATUS: Final[list[tuple[type[e.RunqError], int]]] = [
     (e.JobError, HTTP_409_CONFLICT),
     (e.Conflict, HTTP_409_CONFLICT),
     (e.UnknownSchedule, HTTP_404_NOT_FOUND),
+    (e.UnknownLimit, HTTP_404_NOT_FOUND),
     (e.ScheduleError, HTTP_422_UNPROCESSABLE_ENTITY),
     (e.TaskError, HTTP_422_UNPROCESSABLE_ENTITY),
     (e.ConfigError, HTTP_400_BAD_REQUEST),

@@ -14,6 +14,7 @@ from litestar import Litestar
 
 from runq.broker.activity import Point
 from runq.model import Job, JobSpec
+from runq.model.flow import RateLimit
 from runq.model.output import JobLogs
 from runq.protocol import messages as m
 
@@ -44,6 +45,7 @@ DOCUMENTED: Final[tuple[type[msgspec.Struct], ...]] = (
     Point,
     m.WorkerInfo,
     JobLogs,
+    RateLimit,
 )
 
 

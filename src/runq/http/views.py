@@ -78,11 +78,21 @@ def clock(ts: float | None) -> str:
     """A time in UTC (the page's script shows it in the reader's own time zone)."""
     if ts is None:
         return "—"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    moment = _utc(ts)
+    return f"{ts:.0f} s after the epoch" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def iso(ts: float | None) -> str:
-    return "" if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+    moment = None if ts is None else _utc(ts)
+    return "" if moment is None else moment.isoformat()
+
+
+def _utc(ts: float) -> dt.datetime | None:
+    """The time as a date, or None past the calendar (a run_at may be far ahead)."""
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def duration(seconds: float | None) -> str:

@@ -11,6 +11,7 @@ from runq.errors import IllegalTransition
 
 
 class JobState(enum.StrEnum):
+    WAITING = "waiting"  # for the jobs it depends on (JobSpec.after) to finish
     SCHEDULED = "scheduled"
     QUEUED = "queued"
     RUNNING = "running"
@@ -21,6 +22,8 @@ class JobState(enum.StrEnum):
 
 S = JobState
 TRANSITIONS: Final[dict[JobState, frozenset[JobState]]] = {
+    # waiting -> cancelled also when a job it depends on fails (model/deps.py)
+    S.WAITING: frozenset({S.QUEUED, S.SCHEDULED, S.CANCELLED}),
     S.SCHEDULED: frozenset({S.QUEUED, S.CANCELLED}),
     S.QUEUED: frozenset({S.RUNNING, S.CANCELLED}),
     # running -> queued: lost worker or expired lease; running -> scheduled: retry back-off
@@ -94,6 +97,7 @@ class Job(msgspec.Struct, frozen=True, omit_defaults=False):
     # the attempt's last runq.progress(fraction, message); single-job reads only
     progress: float | None = None
     progress_message: str | None = None
+    after: list[int] = []  # the jobs it depends on (JobSpec.after); single-job reads only
 
     @property
     def finished(self) -> bool:

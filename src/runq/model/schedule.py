@@ -99,6 +99,8 @@ def check(spec: ScheduleSpec) -> ScheduleSpec:
     job = spec.job
     if job.run_at is not None or job.delay is not None or job.key is not None:
         raise ScheduleError("a schedule's job takes no run_at, delay or key: its tick sets them")
+    if job.concurrency_key is not None:  # ticks are inserted without flow columns
+        raise ScheduleError("a schedule's job takes no concurrency_key (not supported yet)")
     return spec
 
 

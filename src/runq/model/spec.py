@@ -22,11 +22,14 @@ Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z
 Key = Annotated[str, Meta(min_length=1, max_length=MAX_NAME)]
 MAX_JOB_ID: Final = 2**62
 JobId = Annotated[int, Meta(ge=1, le=MAX_JOB_ID)]
+MAX_AFTER: Final = 1_000  # jobs one job may depend on
 Priority = Annotated[int, Meta(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
 Attempts = Annotated[int, Meta(ge=1, le=MAX_ATTEMPTS)]
 Seconds = Annotated[float, Meta(ge=0, le=TEN_YEARS)]
 Timeout = Annotated[float, Meta(gt=0, le=TEN_YEARS)]
 Timestamp = Annotated[float, Meta(ge=0, le=2**40)]
+MAX_CONCURRENT: Final = 100_000  # a concurrency key's bound
+MaxConcurrent = Annotated[int, Meta(ge=1, le=MAX_CONCURRENT)]
 UniqueMode = Literal["merge", "refuse"]  # what a unique job's twin gets: its id, or an error
 
 
@@ -48,6 +51,21 @@ class JobSpec(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fi
     # finished, is merged into it or refused (model/unique.py)
     unique_for: Timeout | None = None
     unique_mode: UniqueMode = "merge"
+    # dependencies (model/deps.py): wait until these jobs have succeeded (after_any:
+    # finished, however they ended); pass_results puts their results in kwargs["previous"]
+    after: Annotated[list[JobId], Meta(max_length=MAX_AFTER)] = []
+    after_any: bool = False
+    pass_results: bool = False
+    # flow control: jobs sharing a concurrency key run at most max_concurrent at a time,
+    # over every worker and broker (both or neither; docs/scheduling.md)
+    concurrency_key: Key | None = None
+    max_concurrent: MaxConcurrent | None = None
+
+    def __post_init__(self) -> None:
+        if self.after and self.unique_for is not None:
+            raise ValueError("a job with dependencies (after) cannot also be unique")
+        if (self.concurrency_key is None) != (self.max_concurrent is None):
+            raise ValueError("concurrency_key and max_concurrent go together")
 
     def ready_at(self, now: float) -> float:
         """When the job may first run."""

@@ -11,10 +11,11 @@ from typing import Annotated, Any, Final
 import msgspec
 from msgspec import Meta
 
+from runq.model.flow import RateLimit, Scope
 from runq.model.job import Assignment, ErrorInfo, Job, Outcome
 from runq.model.output import MAX_LINES, JobLogs, OutputBatch
 from runq.model.schedule import Schedule, ScheduleSpec
-from runq.model.spec import JobId, JobSpec, Name, Seconds
+from runq.model.spec import TEN_YEARS, JobId, JobSpec, Name, Seconds
 from runq.protocol import limits as L
 
 ReqId = Annotated[int, Meta(ge=0, le=2**53)]
@@ -114,12 +115,63 @@ class ReadLogs(Base, frozen=True, tag="logs"):
     limit: Annotated[int, Meta(ge=1, le=MAX_LINES)] = MAX_LINES
 
 
+class SetRateLimit(Base, frozen=True, tag="setlimit"):
+    """Add or change the rate limit of a queue or a task (for every broker)."""
+
+    req: ReqId
+    limit: RateLimit
+
+
+class RemoveRateLimit(Base, frozen=True, tag="unlimit"):
+    req: ReqId
+    scope: Scope
+    name: Name
+
+
+class ListRateLimits(Base, frozen=True, tag="limits"):
+    req: ReqId
+
+
+class RateLimitList(Base, frozen=True, tag="limitlist"):
+    """The answer to the three above: the limit set or removed, or every limit."""
+
+    req: int
+    limits: list[RateLimit]
+
+
 class PauseQueue(Base, frozen=True, tag="pause"):
     """Stop (``paused`` true) or start again dispatching the jobs of ``queue``."""
 
     req: ReqId
     queue: Name
     paused: bool
+
+
+class SetRetention(Base, frozen=True, tag="setretention"):
+    """Keep the finished jobs of ``queue`` ``retention`` seconds (nil: forever); with
+    ``reset`` true the queue follows the broker's retention again."""
+
+    req: ReqId
+    queue: Name
+    retention: Annotated[float, Meta(gt=0, le=TEN_YEARS)] | None = None
+    reset: bool = False
+
+
+class Purge(Base, frozen=True, tag="purge"):
+    """Delete finished jobs that finished more than ``older_than`` seconds ago, of
+    ``state`` (succeeded, failed or cancelled; nil: all three) and ``queue`` (nil: all)."""
+
+    req: ReqId
+    older_than: Seconds
+    state: str | None = None
+    queue: Name | None = None
+
+
+class Explain(Base, frozen=True, tag="explain"):
+    """Why job ``id`` is not running yet, in one sentence."""
+
+    req: ReqId
+    id: JobId
 
 
 # -- replies to clients -----------------------------------------------------------------
@@ -189,11 +241,26 @@ class QueueInfo(msgspec.Struct, frozen=True):
     name: str
     counts: dict[str, int]  # jobs by state
     paused: bool = False
+    # seconds its finished jobs are kept (None: forever), and whether that is the
+    # queue's own setting rather than the broker's --retention
+    retention: float | None = None
+    retention_set: bool = False
 
 
 class QueueList(Base, frozen=True, tag="queuelist"):
     req: int
     queues: list[QueueInfo]
+
+
+class Purged(Base, frozen=True, tag="purged"):
+    req: int
+    count: int  # jobs deleted
+
+
+class Explanation(Base, frozen=True, tag="explanation"):
+    req: int
+    id: int
+    text: str
 
 
 # -- worker port ------------------------------------------------------------------------
@@ -303,6 +370,12 @@ ClientRequest = (
     | ListSchedules
     | RemoveSchedule
     | PauseSchedule
+    | SetRateLimit
+    | RemoveRateLimit
+    | ListRateLimits
+    | SetRetention
+    | Purge
+    | Explain
 )
 ClientReply = (
     Submitted
@@ -314,6 +387,9 @@ ClientReply = (
     | QueueList
     | LogsReply
     | ScheduleList
+    | RateLimitList
+    | Purged
+    | Explanation
     | Error
 )
 WorkerMessage = Report | Heartbeat | Drain | Release | Status | Output | TaskSchedules
@@ -335,6 +411,8 @@ ALL_TAGS: Final = frozenset(
         *(ReadLogs, LogsReply, Output),
         *(AddSchedule, ListSchedules, RemoveSchedule, PauseSchedule, ScheduleList),
         *(TaskSchedules,),
+        *(SetRateLimit, RemoveRateLimit, ListRateLimits, RateLimitList),
+        *(SetRetention, Purge, Purged, Explain, Explanation),
     )
 )
 
@@ -347,6 +425,8 @@ __all__ = [
     "Drain",
     "Error",
     "ErrorInfo",
+    "Explain",
+    "Explanation",
     "Get",
     "GetStats",
     "Heartbeat",
@@ -358,6 +438,7 @@ __all__ = [
     "JobSpec",
     "ListJobs",
     "ListQueues",
+    "ListRateLimits",
     "ListSchedules",
     "ListWorkers",
     "LogsReply",
@@ -367,16 +448,23 @@ __all__ = [
     "PauseQueue",
     "PauseSchedule",
     "ProcInfo",
+    "Purge",
+    "Purged",
     "QueueInfo",
     "QueueList",
+    "RateLimit",
+    "RateLimitList",
     "ReadLogs",
     "Release",
+    "RemoveRateLimit",
     "RemoveSchedule",
     "Report",
     "Reported",
     "Retried",
     "Retry",
     "ScheduleList",
+    "SetRateLimit",
+    "SetRetention",
     "StatsReply",
     "Status",
     "Submit",

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from runq.model import Assignment, Job, JobSpec, JobState, Outcome
+from runq.model.flow import RateLimit
 from runq.model.output import MAX_LINES, LogLine, OutputBatch
 from runq.model.schedule import Schedule, ScheduleSpec
 from runq.model.unique import SubmitIds
@@ -89,6 +90,23 @@ class Store(Protocol):
         """The queues whose dispatch is paused."""
         ...
 
+    async def set_rate_limit(self, limit: RateLimit, now: float) -> None:
+        """Add or change a rate limit, for every broker: claims start at most its rate
+        of jobs from the queue (or of the task). A new limit starts with a full bucket."""
+        ...
+
+    async def remove_rate_limit(self, scope: str, name: str) -> bool:
+        """Drop a rate limit; False if there was none."""
+        ...
+
+    async def rate_limits(self) -> list[RateLimit]:
+        """Every rate limit, by scope and name."""
+        ...
+
+    async def keyed_queues(self) -> set[str]:
+        """The queues with queued jobs that have a concurrency key."""
+        ...
+
     async def clock_offset(self) -> float:
         """Seconds the store's clock is ahead of this host's: brokers on several hosts
         keep leases and schedules in the store's time (0 for an embedded store)."""
@@ -102,6 +120,37 @@ class Store(Protocol):
     async def purge(self, before: float, limit: int) -> int:
         """Delete up to ``limit`` finished jobs that finished before ``before`` (oldest
         first), with their history. Returns how many went."""
+        ...
+
+    async def purge_finished(
+        self,
+        before: float,
+        limit: int,
+        *,
+        queue: str | None = None,
+        skip: Sequence[str] = (),
+        states: Sequence[JobState] | None = None,
+    ) -> int:
+        """Delete up to ``limit`` finished jobs (in ``states``, all finished states when
+        None; an unfinished state is a ValueError) that finished before ``before``,
+        oldest first, with their history: of ``queue``, or of every queue but those in
+        ``skip``. Returns how many went."""
+        ...
+
+    async def retention_overrides(self) -> dict[str, float | None]:
+        """Queues whose retention overrides the broker's: seconds, or None (forever)."""
+        ...
+
+    async def set_retention(self, queue: str, retention: float | None, now: float) -> None:
+        """Keep ``queue``'s finished jobs ``retention`` seconds (None: forever)."""
+        ...
+
+    async def reset_retention(self, queue: str) -> None:
+        """``queue`` follows the broker's retention again."""
+        ...
+
+    async def count_ahead(self, job: Job) -> int:
+        """Queued jobs of ``job``'s queue that are claimed before it (claim order)."""
         ...
 
     async def promote_scheduled(self, now: float) -> set[str]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from importlib import resources
 
 
-def load_queries(package: str) -> dict[str, str]:
-    text = resources.files(package).joinpath("queries.sql").read_text()
+def load_queries(package: str, name: str = "queries.sql") -> dict[str, str]:
+    text = resources.files(package).joinpath(name).read_text()
     queries: dict[str, str] = {}
     name = ""
     for line in text.splitlines():

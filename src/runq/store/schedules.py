@@ -11,6 +11,7 @@ import msgspec
 
 from runq.model import JobSpec
 from runq.model.schedule import CatchUp, Schedule, ScheduleSpec, due, next_tick
+from runq.model.unique import identity
 from runq.store import rows
 
 SCHEDULE_COLUMNS: Final = "name, cron, tz, job, catch_up, paused, next_at, last_at, created_at"
@@ -46,6 +47,9 @@ class Firing(NamedTuple):
     last_at: float | None  # the newest tick fired (None: none)
     jobs: list[tuple[Any, ...]]  # insert rows of the ticks' jobs
     queue: str
+    # a unique job's identity (JobSpec.unique_for): ``jobs`` is then one unique row
+    # (store/unique.py), made only while no unfinished twin holds the identity
+    ident: str | None = None
 
 
 def firing(row: Sequence[Any], now: float) -> Firing:
@@ -56,4 +60,11 @@ def firing(row: Sequence[Any], now: float) -> Firing:
     jobs = [
         rows.insert_row(msgspec.structs.replace(spec, key=tick_key(name, t)), now) for t in ticks
     ]
-    return Firing(name, next_at, new_next_at, ticks[-1] if ticks else None, jobs, spec.queue)
+    last = ticks[-1] if ticks else None
+    ident = identity(spec)  # of the schedule's job, not of a tick's (keyed) job
+    if ident is not None and jobs:
+        # the ticks are twins of each other: the first stands for them all; it keeps its
+        # tick key (the idempotency key) beside its identity
+        assert spec.unique_for is not None
+        jobs = [(*jobs[0], ident, now + spec.unique_for)]
+    return Firing(name, next_at, new_next_at, last, jobs, spec.queue, ident)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Final, TypeAlias
 
 import asyncpg
+import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from runq.errors import IllegalTransition, UnknownJob
@@ -21,6 +22,7 @@ from runq.model.policy import after_failure
 from runq.model.unique import Plan, SubmitIds
 from runq.store import rows, unique
 from runq.store.base import ReportResult, Requeued
+from runq.store.postgres import deps_ops
 
 Queries = dict[str, str]
 # a pooled connection, or a plain one (migrations, tests)
@@ -195,6 +197,9 @@ async def report(
             res.finished.append(o.id)
         else:
             res.requeued_queues.add(found[1])
+    released = await deps_ops.release(q, res.finished, now, conn)
+    res.requeued_queues.update(released.queues)
+    res.finished.extend(released.cancelled)
     return res
 
 
@@ -217,14 +222,16 @@ async def extend(
 
 async def requeue_worker(q: Queries, worker: str, now: float, conn: Conn) -> Requeued:
     err = rows.enc.encode(WORKER_LOST)
-    found = await conn.fetch(q["requeue_worker"], err, now, worker)
-    return rows.requeued(tuple(r) for r in found)
+    found = rows.requeued(tuple(r) for r in await conn.fetch(q["requeue_worker"], err, now, worker))
+    released = await deps_ops.release(q, found.failed, now, conn)
+    return found._replace(queues=found.queues | released.queues)
 
 
 async def requeue_expired(q: Queries, now: float, conn: Conn) -> Requeued:
     err = rows.enc.encode(LEASE_EXPIRED)
-    found = await conn.fetch(q["requeue_expired"], err, now)
-    return rows.requeued(tuple(r) for r in found)
+    found = rows.requeued(tuple(r) for r in await conn.fetch(q["requeue_expired"], err, now))
+    released = await deps_ops.release(q, found.failed, now, conn)
+    return found._replace(queues=found.queues | released.queues)
 
 
 async def promote(q: Queries, now: float, conn: Conn) -> set[str]:
@@ -244,6 +251,7 @@ async def cancel(q: Queries, job_id: int, now: float, conn: Conn) -> Job:
         raise IllegalTransition(f"job {job_id} is already {before.state} and cannot be cancelled")
     if before.state is JobState.RUNNING:
         await conn.execute(q["attempt_ended"], now, "cancelled", None, job_id, before.fence)
+    await deps_ops.release(q, [job_id], now, conn)  # dependents: cancelled, or run after any
     return before
 
 
@@ -265,7 +273,9 @@ async def get(q: Queries, job_id: int, conn: Conn) -> Job | None:
     if not found:
         return None
     history = [rows.attempt(tuple(r[JOB_WIDTH:])) for r in found if r[JOB_WIDTH] is not None]
-    return rows.job(tuple(found[0][:JOB_WIDTH]), history)
+    job = rows.job(tuple(found[0][:JOB_WIDTH]), history)
+    after = await deps_ops.after_of(q, job_id, conn)
+    return msgspec.structs.replace(job, after=after) if after else job
 
 
 async def list_jobs(conditions: list[tuple[str, Any]], limit: int, conn: Conn) -> list[Job]:

@@ -63,6 +63,7 @@ WITH picked AS (
     CROSS JOIN LATERAL (
         SELECT id, priority, run_at FROM jobs
         WHERE state = 'queued' AND queue = q.name
+          AND concurrency_key IS NULL  -- a job with one starts only in a flow claim
         ORDER BY priority DESC, run_at, id
         LIMIT $3
         FOR UPDATE SKIP LOCKED
@@ -235,7 +236,7 @@ FROM jobs WHERE id = $1 FOR UPDATE;
 -- name: cancel
 UPDATE jobs
 SET state = 'cancelled', finished_at = $1, lease_until = NULL
-WHERE id = $2 AND state IN ('queued', 'scheduled', 'running');
+WHERE id = $2 AND state IN ('waiting', 'queued', 'scheduled', 'running');
 
 -- name: attempt_ended
 UPDATE attempts SET finished_at = $1, outcome = $2, error = $3
@@ -351,3 +352,59 @@ FOR UPDATE SKIP LOCKED;
 -- Guarded by the tick read: a schedule is advanced (and its ticks fired) once.
 UPDATE schedules SET next_at = $1, last_at = coalesce($2, last_at)
 WHERE name = $3 AND next_at = $4 AND NOT paused;
+
+-- -- per-queue retention and the purge by hand (011_retention.sql; retention_ops.py) --
+
+-- name: purge_queue
+-- $1 before, $2 limit, $3 queue, $4 states: oldest finished first, with their history;
+-- rows someone else holds are left for the next round.
+WITH gone AS (
+    DELETE FROM jobs
+    WHERE id IN (SELECT id FROM jobs WHERE queue = $3 AND finished_at IS NOT NULL
+                 AND finished_at < $1 AND state = ANY($4::text[])
+                 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING id
+), history AS (
+    DELETE FROM attempts WHERE job_id IN (SELECT id FROM gone)
+), logs AS (
+    DELETE FROM job_logs WHERE job_id IN (SELECT id FROM gone)
+), progress AS (
+    DELETE FROM job_progress WHERE job_id IN (SELECT id FROM gone)
+)
+SELECT count(*) FROM gone;
+
+-- name: purge_except
+-- $1 before, $2 limit, $3 queues left out, $4 states: as purge_queue, over every other
+-- queue.
+WITH gone AS (
+    DELETE FROM jobs
+    WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1
+                 AND NOT (queue = ANY($3::text[])) AND state = ANY($4::text[])
+                 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING id
+), history AS (
+    DELETE FROM attempts WHERE job_id IN (SELECT id FROM gone)
+), logs AS (
+    DELETE FROM job_logs WHERE job_id IN (SELECT id FROM gone)
+), progress AS (
+    DELETE FROM job_progress WHERE job_id IN (SELECT id FROM gone)
+)
+SELECT count(*) FROM gone;
+
+-- name: retention_overrides
+SELECT name, retention FROM queue_settings ORDER BY name;
+
+-- name: set_retention
+INSERT INTO queue_settings (name, retention, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET retention = excluded.retention,
+                                 updated_at = excluded.updated_at;
+
+-- name: reset_retention
+DELETE FROM queue_settings WHERE name = $1;
+
+-- name: count_ahead
+-- $1 queue, $2 priority, $3 run_at, $4 id: queued jobs claimed before this one (the
+-- claim order of jobs_ready: priority first, then run_at, then id).
+SELECT count(*) FROM jobs
+WHERE state = 'queued' AND queue = $1
+  AND (priority > $2 OR (priority = $2 AND (run_at < $3 OR (run_at = $3 AND id < $4))));

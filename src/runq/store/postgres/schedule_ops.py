@@ -62,7 +62,21 @@ async def fire(q: Queries, now: float, limit: int, conn: Conn) -> set[str]:
         advance = (f.new_next_at, f.last_at, f.name, f.next_at)
         if await conn.execute(q["advance_schedule"], *advance) != "UPDATE 1":
             continue
-        if f.jobs:
+        if f.ident is not None:
+            if await _fire_unique(q, f, now, conn):
+                queues.add(f.queue)
+        elif f.jobs:
             await ops.insert(q, f.jobs, True, conn)
             queues.add(f.queue)
     return queues
+
+
+async def _fire_unique(q: Queries, f: s.Firing, now: float, conn: Conn) -> bool:
+    """A unique tick job goes in unless an unfinished twin holds its identity (then the
+    tick is merged into that job, whatever the job's unique_mode); the identity's lock
+    orders it with a submit of a twin on another broker. True: it went in."""
+    await conn.fetchval(q["lock_unique"], [f.ident])
+    if await conn.fetch(q["unique_held"], [f.ident], now) or not f.jobs:
+        return False
+    await ops.insert(q, f.jobs, True, conn, "insert_unique")
+    return True

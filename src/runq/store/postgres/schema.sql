@@ -126,3 +126,43 @@ ALTER TABLE jobs ADD COLUMN unique_until DOUBLE PRECISION;  -- twins before then
 -- the unfinished unique jobs by identity (most jobs are not unique: not indexed)
 CREATE INDEX jobs_unique ON jobs (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running');
+
+-- flow control: concurrency keys and rate limits (see 009_flow.sql)
+ALTER TABLE jobs ADD COLUMN concurrency_key TEXT;     -- jobs sharing it run at most
+ALTER TABLE jobs ADD COLUMN max_concurrent INTEGER;   -- this many at a time
+-- the queued and the running jobs with a concurrency key (most jobs have none)
+CREATE INDEX jobs_keyed_queued ON jobs (queue)
+    WHERE concurrency_key IS NOT NULL AND state = 'queued';
+CREATE INDEX jobs_keyed_running ON jobs (concurrency_key)
+    WHERE concurrency_key IS NOT NULL AND state = 'running';
+-- token buckets: claims take a token per job started from a limited queue or task
+CREATE TABLE rate_limits (
+    scope       TEXT             NOT NULL,  -- queue, task
+    name        TEXT             NOT NULL,
+    count       DOUBLE PRECISION NOT NULL,  -- jobs a period, as given
+    per         TEXT             NOT NULL,  -- the period: s, m or h
+    rate        DOUBLE PRECISION NOT NULL,  -- tokens added per second (count / period)
+    burst       DOUBLE PRECISION NOT NULL,  -- the most tokens the bucket holds
+    tokens      DOUBLE PRECISION NOT NULL,
+    updated_at  DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (scope, name)
+);
+
+-- dependencies between jobs (JobSpec.after; see 010_deps.sql)
+CREATE TABLE job_deps (
+    job_id        BIGINT  NOT NULL,  -- the dependent job (state 'waiting' until settled)
+    parent_id     BIGINT  NOT NULL,  -- a job it waits for
+    pos           INTEGER NOT NULL,  -- the parent's place in JobSpec.after
+    after_any     BOOLEAN NOT NULL,  -- run once every parent ended, however it ended
+    pass_results  BOOLEAN NOT NULL,  -- kwargs["previous"] gets the parents' results
+    PRIMARY KEY (job_id, parent_id)
+);
+CREATE INDEX job_deps_parent ON job_deps (parent_id);
+
+-- per-queue settings: retention overrides (see 011_retention.sql)
+CREATE TABLE queue_settings (
+    name        TEXT PRIMARY KEY,
+    retention   DOUBLE PRECISION,  -- seconds finished jobs are kept; NULL: kept forever
+    updated_at  DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX jobs_finished_queue ON jobs (queue, finished_at) WHERE finished_at IS NOT NULL;

@@ -18,18 +18,21 @@ import asyncpg
 
 from runq.errors import StoreError
 from runq.model import Assignment, Job, JobSpec, JobState, Outcome, RetryPolicy
+from runq.model.flow import RateLimit
 from runq.model.output import MAX_LINES, LogLine, OutputBatch
 from runq.model.retry import DEFAULT_RETRY
 from runq.model.schedule import Schedule, ScheduleSpec
 from runq.model.unique import SubmitIds, any_unique
-from runq.store import rows
+from runq.store import deps, rows
 from runq.store.base import ReportResult, Requeued
-from runq.store.postgres import ops, output, schedule_ops
+from runq.store.flow import has_keys
+from runq.store.postgres import deps_ops, flow, ops, output, retention_ops, schedule_ops
 from runq.store.postgres.dsn import PgUrl, parse_url
 from runq.store.postgres.listen import Listener, OnFinished, OnReady
 from runq.store.postgres.migrate import migrate
 from runq.store.postgres.ops import Conn
 from runq.store.queries import load_queries
+from runq.store.retention import finished_states
 from runq.store.schedules import FIRE_BATCH
 
 T = TypeVar("T")
@@ -63,6 +66,8 @@ class PostgresStore:
     ) -> None:
         self.url: PgUrl = parse_url(url)
         self._q = load_queries("runq.store.postgres")
+        self._q.update(load_queries("runq.store.postgres", "deps.sql"))
+        self._q.update(load_queries("runq.store.postgres", "flow.sql"))
         self._retry = retry
         self._rand = rand or random.Random()
         self._pool: asyncpg.Pool | None = None
@@ -151,13 +156,23 @@ class PostgresStore:
     async def submit_many(self, specs: Sequence[JobSpec], now: float) -> SubmitIds:
         if not specs:
             return SubmitIds()
+        if deps.any_after(specs):
+            op = partial(deps_ops.submit, self._q, ops.insert, list(specs), now)
+            return await self._submit(op, specs)
         if any_unique(specs):
-            return await self._run(partial(ops.insert_unique, self._q, list(specs), now))
+            return await self._submit(partial(ops.insert_unique, self._q, list(specs), now), specs)
         keyed = any(s.key is not None for s in specs)
         if not keyed and len(specs) >= ops.COPY_FROM:
-            return await self._run(partial(ops.copy_in, self._q, specs, now), tx=False)
+            return await self._submit(partial(ops.copy_in, self._q, specs, now), specs, tx=False)
         batch = [rows.insert_row(s, now) for s in specs]
-        return await self._run(partial(ops.insert, self._q, batch, keyed), tx=keyed)
+        return await self._submit(partial(ops.insert, self._q, batch, keyed), specs, tx=keyed)
+
+    async def _submit(
+        self, op: Op[SubmitIds], specs: Sequence[JobSpec], tx: bool = True
+    ) -> SubmitIds:
+        if has_keys(specs):  # concurrency keys: set in the insert's transaction
+            return await self._run(partial(flow.submit, self._q, op, list(specs)))
+        return await self._run(op, tx=tx)
 
     async def claim(
         self, worker: str, queues: Sequence[str], limit: int, now: float, lease_until: float
@@ -166,12 +181,12 @@ class PostgresStore:
             return []
         limit = min(limit, ops.BIGINT_MAX)
         queues = list(dict.fromkeys(queues))  # a queue named twice is read once
-        op = partial(ops.claim, self._q, worker, queues, limit, now, lease_until)
+        op = partial(flow.claim, self._q, worker, queues, limit, now, lease_until)
         return await self._run(op, tx=False)
 
     async def report(self, worker: str, outcomes: Sequence[Outcome], now: float) -> ReportResult:
         op = partial(ops.report, self._q, self._retry, self._rand, worker, list(outcomes), now)
-        return await self._run(op, tx=not all(o.ok for o in outcomes))
+        return await self._run(op)  # one transaction: dependents settle with their parents
 
     async def release(
         self, worker: str, running: Sequence[tuple[int, int]], now: float
@@ -190,10 +205,10 @@ class PostgresStore:
         )
 
     async def requeue_worker(self, worker: str, now: float) -> Requeued:
-        return await self._run(partial(ops.requeue_worker, self._q, worker, now), tx=False)
+        return await self._run(partial(ops.requeue_worker, self._q, worker, now))
 
     async def requeue_expired(self, now: float) -> Requeued:
-        return await self._run(partial(ops.requeue_expired, self._q, now), tx=False)
+        return await self._run(partial(ops.requeue_expired, self._q, now))
 
     async def promote_scheduled(self, now: float) -> set[str]:
         return await self._run(partial(ops.promote, self._q, now), tx=False)
@@ -211,6 +226,32 @@ class PostgresStore:
 
     async def purge(self, before: float, limit: int) -> int:
         return await self._run(partial(ops.purge, self._q, before, limit), tx=False)
+
+    async def purge_finished(
+        self,
+        before: float,
+        limit: int,
+        *,
+        queue: str | None = None,
+        skip: Sequence[str] = (),
+        states: Sequence[JobState] | None = None,
+    ) -> int:
+        wanted = finished_states(states)
+        op = partial(retention_ops.purge, self._q, before, limit, queue, list(skip), wanted)
+        return await self._run(op, tx=False)
+
+    async def retention_overrides(self) -> dict[str, float | None]:
+        return await self._run(partial(retention_ops.overrides, self._q), tx=False)
+
+    async def set_retention(self, queue: str, retention: float | None, now: float) -> None:
+        op = partial(retention_ops.set_retention, self._q, queue, retention, now)
+        await self._run(op, tx=False)
+
+    async def reset_retention(self, queue: str) -> None:
+        await self._run(partial(retention_ops.reset_retention, self._q, queue), tx=False)
+
+    async def count_ahead(self, job: Job) -> int:
+        return await self._run(partial(retention_ops.count_ahead, self._q, job), tx=False)
 
     async def add_schedule(self, spec: ScheduleSpec, now: float) -> Schedule:
         return await self._run(partial(schedule_ops.add, self._q, spec, now))
@@ -243,6 +284,18 @@ class PostgresStore:
 
     async def paused_queues(self) -> set[str]:
         return await self._run(partial(ops.paused_queues, self._q), tx=False)
+
+    async def set_rate_limit(self, limit: RateLimit, now: float) -> None:
+        await self._run(partial(flow.set_rate_limit, self._q, limit, now), tx=False)
+
+    async def remove_rate_limit(self, scope: str, name: str) -> bool:
+        return await self._run(partial(flow.remove_rate_limit, self._q, scope, name), tx=False)
+
+    async def rate_limits(self) -> list[RateLimit]:
+        return await self._run(partial(flow.rate_limits, self._q), tx=False)
+
+    async def keyed_queues(self) -> set[str]:
+        return await self._run(partial(flow.keyed_queues, self._q), tx=False)
 
     async def cancel(self, job_id: int, now: float) -> Job:
         return await self._run(partial(ops.cancel, self._q, job_id, now))

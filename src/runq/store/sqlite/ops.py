@@ -17,7 +17,7 @@ from runq.model.policy import after_failure
 from runq.model.unique import Plan, SubmitIds
 from runq.store import rows, unique
 from runq.store.base import ReportResult, Requeued
-from runq.store.sqlite import output
+from runq.store.sqlite import deps_ops, output
 
 Queries = dict[str, str]
 ROWS_PER_INSERT: Final = 50  # rows in one multi-row INSERT: fewer statement steps per job
@@ -124,6 +124,9 @@ def report(
             res.finished.append(o.id)
         else:
             res.stale.append(o.id)
+    released = deps_ops.release(q, res.finished, now, conn)
+    res.requeued_queues.update(released.queues)
+    res.finished.extend(released.cancelled)
     return res
 
 
@@ -185,13 +188,15 @@ def extend(
 def requeue_worker(q: Queries, worker: str, now: float, conn: sqlite3.Connection) -> Requeued:
     err = rows.enc.encode(WORKER_LOST)
     conn.execute(q["attempts_of_worker_ended"], (now, "worker_lost", err, worker))
-    return rows.requeued(conn.execute(q["requeue_worker"], (err, now, worker)))
+    found = rows.requeued(conn.execute(q["requeue_worker"], (err, now, worker)))
+    return found._replace(queues=found.queues | deps_ops.release(q, found.failed, now, conn).queues)
 
 
 def requeue_expired(q: Queries, now: float, conn: sqlite3.Connection) -> Requeued:
     err = rows.enc.encode(LEASE_EXPIRED)
     conn.execute(q["attempts_expired_ended"], (now, "lease_expired", err, now))
-    return rows.requeued(conn.execute(q["requeue_expired"], (err, now, now)))
+    found = rows.requeued(conn.execute(q["requeue_expired"], (err, now, now)))
+    return found._replace(queues=found.queues | deps_ops.release(q, found.failed, now, conn).queues)
 
 
 def cancel(q: Queries, job_id: int, now: float, conn: sqlite3.Connection) -> Job:
@@ -202,6 +207,7 @@ def cancel(q: Queries, job_id: int, now: float, conn: sqlite3.Connection) -> Job
         raise IllegalTransition(f"job {job_id} is already {before.state} and cannot be cancelled")
     if before.state is JobState.RUNNING:
         conn.execute(q["attempt_ended"], (now, "cancelled", None, job_id, before.fence))
+    deps_ops.release(q, [job_id], now, conn)  # dependents: cancelled, or run after any
     return before
 
 
@@ -225,7 +231,9 @@ def get(q: Queries, job_id: int, conn: sqlite3.Connection, history: bool = True)
     if not history:
         return rows.job(row, [])
     attempts = [rows.attempt(r) for r in conn.execute(q["history"], (job_id,))]
-    return output.with_progress(q, rows.job(row, attempts), conn)
+    found = output.with_progress(q, rows.job(row, attempts), conn)
+    after = deps_ops.after_of(q, job_id, conn)
+    return msgspec.structs.replace(found, after=after) if after else found
 
 
 # States most jobs end in: listing them walks the primary key backwards (newest first),
@@ -261,6 +269,7 @@ def purge(q: Queries, before: float, limit: int, conn: sqlite3.Connection) -> in
         conn.execute(q["purge_attempts"], (msgspec.json.encode(ids),))
         conn.execute(q["purge_logs"], (msgspec.json.encode(ids),))
         conn.execute(q["purge_progress"], (msgspec.json.encode(ids),))
+        conn.execute(q["purge_deps"], (msgspec.json.encode(ids),))
     return len(ids)
 
 

@@ -121,7 +121,7 @@ RETURNING queue;
 -- name: cancel
 UPDATE jobs
 SET state = 'cancelled', finished_at = ?, lease_until = NULL
-WHERE id = ? AND state IN ('queued', 'scheduled', 'running');
+WHERE id = ? AND state IN ('waiting', 'queued', 'scheduled', 'running');
 
 -- name: retry_one
 UPDATE jobs
@@ -248,3 +248,40 @@ ORDER BY next_at LIMIT ?;
 -- Guarded by the tick read: a schedule is advanced (and its ticks fired) once.
 UPDATE schedules SET next_at = ?, last_at = coalesce(?, last_at)
 WHERE name = ? AND next_at = ? AND paused = 0;
+
+-- -- per-queue retention and the purge by hand (011_retention.sql; retention_ops.py) --
+
+-- name: purge_queue
+-- ?1 before, ?2 limit, ?3 queue, ?4 states (a JSON list): oldest finished first.
+DELETE FROM jobs
+WHERE id IN (SELECT id FROM jobs WHERE queue = ?3 AND finished_at IS NOT NULL
+             AND finished_at < ?1 AND state IN (SELECT value FROM json_each(?4))
+             ORDER BY finished_at LIMIT ?2)
+RETURNING id;
+
+-- name: purge_except
+-- ?1 before, ?2 limit, ?3 queues left out (a JSON list), ?4 states (a JSON list).
+DELETE FROM jobs
+WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?1
+             AND queue NOT IN (SELECT value FROM json_each(?3))
+             AND state IN (SELECT value FROM json_each(?4))
+             ORDER BY finished_at LIMIT ?2)
+RETURNING id;
+
+-- name: retention_overrides
+SELECT name, retention FROM queue_settings ORDER BY name;
+
+-- name: set_retention
+INSERT INTO queue_settings (name, retention, updated_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET retention = excluded.retention,
+                                 updated_at = excluded.updated_at;
+
+-- name: reset_retention
+DELETE FROM queue_settings WHERE name = ?;
+
+-- name: count_ahead
+-- ?1 queue, ?2 priority, ?3 run_at, ?4 id: queued jobs claimed before this one (the
+-- claim order of jobs_ready: priority first, then run_at, then id).
+SELECT count(*) FROM jobs
+WHERE state = 'queued' AND queue = ?1
+  AND (priority > ?2 OR (priority = ?2 AND (run_at < ?3 OR (run_at = ?3 AND id < ?4))));

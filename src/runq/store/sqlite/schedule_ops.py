@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+import msgspec
+
 from runq.errors import Conflict, UnknownSchedule
 from runq.model.schedule import Schedule, ScheduleSpec, next_tick
 from runq.store import schedules as s
@@ -62,7 +64,20 @@ def fire(q: Queries, many: str, now: float, limit: int, conn: sqlite3.Connection
         advance = (f.new_next_at, f.last_at, f.name, f.next_at)
         if conn.execute(q["advance_schedule"], advance).rowcount != 1:
             continue
-        if f.jobs:
+        if f.ident is not None:
+            if _fire_unique(q, f, now, conn):
+                queues.add(f.queue)
+        elif f.jobs:
             ops.insert(q, many, f.jobs, conn)
             queues.add(f.queue)
     return queues
+
+
+def _fire_unique(q: Queries, f: s.Firing, now: float, conn: sqlite3.Connection) -> bool:
+    """A unique tick job goes in unless an unfinished twin holds its identity (then the
+    tick is merged into that job, whatever the job's unique_mode). True: it went in."""
+    held = conn.execute(q["unique_held"], (msgspec.json.encode([f.ident]), now)).fetchone()
+    if held is not None or not f.jobs:
+        return False
+    ops.insert_keyed(q["insert_unique"], q, f.jobs, conn)
+    return True

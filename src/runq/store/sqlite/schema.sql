@@ -98,3 +98,43 @@ ALTER TABLE jobs ADD COLUMN unique_until REAL;  -- twins submitted before then a
 -- the unfinished unique jobs by identity (most jobs are not unique: not indexed)
 CREATE INDEX jobs_unique ON jobs (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running');
+
+-- flow control: concurrency keys and rate limits (see 009_flow.sql)
+ALTER TABLE jobs ADD COLUMN concurrency_key TEXT;     -- jobs sharing it run at most
+ALTER TABLE jobs ADD COLUMN max_concurrent INTEGER;   -- this many at a time
+-- the queued and the running jobs with a concurrency key (most jobs have none)
+CREATE INDEX jobs_keyed_queued ON jobs (queue)
+    WHERE concurrency_key IS NOT NULL AND state = 'queued';
+CREATE INDEX jobs_keyed_running ON jobs (concurrency_key)
+    WHERE concurrency_key IS NOT NULL AND state = 'running';
+-- token buckets: claims take a token per job started from a limited queue or task
+CREATE TABLE rate_limits (
+    scope       TEXT NOT NULL,  -- queue, task
+    name        TEXT NOT NULL,
+    count       REAL NOT NULL,  -- jobs a period, as given
+    per         TEXT NOT NULL,  -- the period: s, m or h
+    rate        REAL NOT NULL,  -- tokens added per second (count / period)
+    burst       REAL NOT NULL,  -- the most tokens the bucket holds
+    tokens      REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (scope, name)
+) WITHOUT ROWID;
+
+-- dependencies between jobs (JobSpec.after; see 010_deps.sql)
+CREATE TABLE job_deps (
+    job_id        INTEGER NOT NULL,  -- the dependent job (state 'waiting' until settled)
+    parent_id     INTEGER NOT NULL,  -- a job it waits for
+    pos           INTEGER NOT NULL,  -- the parent's place in JobSpec.after
+    after_any     INTEGER NOT NULL,  -- 1: run once every parent ended, however it ended
+    pass_results  INTEGER NOT NULL,  -- 1: kwargs["previous"] gets the parents' results
+    PRIMARY KEY (job_id, parent_id)
+) WITHOUT ROWID;
+CREATE INDEX job_deps_parent ON job_deps (parent_id);
+
+-- per-queue settings: retention overrides (see 011_retention.sql)
+CREATE TABLE queue_settings (
+    name        TEXT PRIMARY KEY,
+    retention   REAL,           -- seconds finished jobs are kept; NULL: kept forever
+    updated_at  REAL NOT NULL
+);
+CREATE INDEX jobs_finished_queue ON jobs (queue, finished_at) WHERE finished_at IS NOT NULL;

@@ -14,16 +14,19 @@ from typing import TypeVar
 
 from runq.errors import StoreError
 from runq.model import Assignment, Job, JobSpec, JobState, Outcome, RetryPolicy
+from runq.model.flow import RateLimit
 from runq.model.output import MAX_LINES, LogLine, OutputBatch
 from runq.model.retry import DEFAULT_RETRY
 from runq.model.schedule import Schedule, ScheduleSpec
 from runq.model.unique import SubmitIds, any_unique
-from runq.store import rows
+from runq.store import deps, rows
 from runq.store.base import ReportResult, Requeued
+from runq.store.flow import has_keys
 from runq.store.migrate import migrate
 from runq.store.queries import load_queries
+from runq.store.retention import finished_states
 from runq.store.schedules import FIRE_BATCH
-from runq.store.sqlite import ops, output, schedule_ops
+from runq.store.sqlite import deps_ops, flow, ops, output, retention_ops, schedule_ops
 from runq.store.sqlite.checkpoint import Checkpointer
 from runq.store.sqlite.writer import Writer
 
@@ -53,6 +56,8 @@ class SqliteStore:
     ) -> None:
         self.path = path
         self._q = load_queries("runq.store.sqlite")
+        self._q.update(load_queries("runq.store.sqlite", "deps.sql"))
+        self._q.update(load_queries("runq.store.sqlite", "flow.sql"))
         self._multi_insert = ops.multi_insert(self._q)
         self._retry = retry
         self._rand = rand or random.Random()
@@ -116,17 +121,27 @@ class SqliteStore:
     # -- writes ----------------------------------------------------------------------
 
     async def submit_many(self, specs: Sequence[JobSpec], now: float) -> SubmitIds:
+        if deps.any_after(specs):
+            op = partial(deps_ops.submit, self._q, ops.insert_keyed, list(specs), now)
+            return await self._submit(op, specs)
         if any_unique(specs):
-            return await self._write(partial(ops.insert_unique, self._q, list(specs), now))
+            return await self._submit(partial(ops.insert_unique, self._q, list(specs), now), specs)
         batch = [rows.insert_row(s, now) for s in specs]
-        return await self._write(partial(ops.insert, self._q, self._multi_insert, batch))
+        return await self._submit(partial(ops.insert, self._q, self._multi_insert, batch), specs)
+
+    def _submit(
+        self, op: Callable[[sqlite3.Connection], SubmitIds], specs: Sequence[JobSpec]
+    ) -> asyncio.Future[SubmitIds]:
+        if has_keys(specs):  # concurrency keys: set in the insert's transaction
+            op = partial(flow.submit, self._q, op, list(specs))
+        return self._write(op)
 
     async def claim(
         self, worker: str, queues: Sequence[str], limit: int, now: float, lease_until: float
     ) -> list[Assignment]:
         if limit <= 0 or not queues:
             return []
-        op = partial(ops.claim, self._q, worker, list(queues), limit, now, lease_until)
+        op = partial(flow.claim, self._q, worker, list(queues), limit, now, lease_until)
         return await self._write(op)
 
     async def report(self, worker: str, outcomes: Sequence[Outcome], now: float) -> ReportResult:
@@ -161,6 +176,31 @@ class SqliteStore:
     async def purge(self, before: float, limit: int) -> int:
         return await self._write(partial(ops.purge, self._q, before, limit))
 
+    async def purge_finished(
+        self,
+        before: float,
+        limit: int,
+        *,
+        queue: str | None = None,
+        skip: Sequence[str] = (),
+        states: Sequence[JobState] | None = None,
+    ) -> int:
+        wanted = finished_states(states)
+        op = partial(retention_ops.purge, self._q, before, limit, queue, list(skip), wanted)
+        return await self._write(op)
+
+    async def retention_overrides(self) -> dict[str, float | None]:
+        return await self._read(partial(retention_ops.overrides, self._q))
+
+    async def set_retention(self, queue: str, retention: float | None, now: float) -> None:
+        await self._write(partial(retention_ops.set_retention, self._q, queue, retention, now))
+
+    async def reset_retention(self, queue: str) -> None:
+        await self._write(partial(retention_ops.reset_retention, self._q, queue))
+
+    async def count_ahead(self, job: Job) -> int:
+        return await self._read(partial(retention_ops.count_ahead, self._q, job))
+
     async def add_schedule(self, spec: ScheduleSpec, now: float) -> Schedule:
         return await self._write(partial(schedule_ops.add, self._q, spec, now))
 
@@ -191,6 +231,18 @@ class SqliteStore:
 
     async def paused_queues(self) -> set[str]:
         return await self._read(partial(ops.paused_queues, self._q))
+
+    async def set_rate_limit(self, limit: RateLimit, now: float) -> None:
+        await self._write(partial(flow.set_rate_limit, self._q, limit, now))
+
+    async def remove_rate_limit(self, scope: str, name: str) -> bool:
+        return await self._write(partial(flow.remove_rate_limit, self._q, scope, name))
+
+    async def rate_limits(self) -> list[RateLimit]:
+        return await self._read(partial(flow.rate_limits, self._q))
+
+    async def keyed_queues(self) -> set[str]:
+        return await self._read(partial(flow.keyed_queues, self._q))
 
     async def cancel(self, job_id: int, now: float) -> Job:
         return await self._write(partial(ops.cancel, self._q, job_id, now))
