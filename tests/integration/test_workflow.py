@@ -3,6 +3,7 @@ step that fails for good cancels what follows."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -101,3 +102,38 @@ async def test_explain_names_a_rate_limit_that_holds_a_queued_job(
     await rb.broker.flow.refresh()
     text = await client.explain(held)
     assert "held by the rate limit 1/h of queue slow" in text
+
+
+async def test_explain_names_a_concurrency_key_that_holds_a_job(
+    rb: RunningBroker, client: AsyncClient
+) -> None:
+    gate = Gate()
+    await rb.add_worker(concurrency=3, queues=("keyed",), executors=[gate])
+    opts = {"queue": "keyed", "concurrency_key": "customer-42", "max_concurrent": 1}
+    first = await client.submit("gate", **opts)
+    held = await client.submit("gate", **opts)
+    await gate.started.wait()
+    assert (await client.get(first)).state is S.RUNNING
+    text = await client.explain(held)
+    assert "held by concurrency key customer-42 (1 of its jobs already running)" in text
+    gate.opened.set()
+    assert (await client.wait(held, timeout=5)).state is S.SUCCEEDED
+
+
+class Gate(InlineExecutor):
+    """ "gate" runs until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.opened = asyncio.Event()
+
+    def knows(self, task: str) -> bool:
+        return task == "gate"
+
+    def start(self, job: Assignment) -> Any:
+        async def run() -> str:
+            self.started.set()
+            await self.opened.wait()
+            return "through"
+
+        return run()

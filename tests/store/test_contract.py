@@ -1590,3 +1590,15 @@ async def test_two_stores_firing_at_once_fire_each_tick_once(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_concurrency_of_says_a_jobs_key_bound_and_running_count(
+    store: Store, clock: FakeClock
+) -> None:
+    specs = [JobSpec("echo", [str(i)], concurrency_key="c-1", max_concurrent=2) for i in range(3)]
+    ids = await store.submit_many([*specs, JobSpec("echo")], clock())
+    assert await store.concurrency_of(ids[0]) == ("c-1", 2, 0)
+    assert await store.concurrency_of(ids[3]) is None  # no key
+    assert await store.concurrency_of(2**62) is None  # no job
+    await claim(store, clock, limit=10)  # two of the key start; the third must wait
+    assert await store.concurrency_of(ids[2]) == ("c-1", 2, 2)

@@ -261,5 +261,15 @@ async def queued_facts(broker: Broker, job: Job, facts: Facts) -> Facts:
         busy=busy,
         ahead=await broker.store.count_ahead(job),
         # a limit is the reason only where a worker could take the job
-        held_by=rate_limit_of(broker, job) if serving and not busy else None,
+        held_by=await limit_of(broker, job) if serving and not busy else None,
     )
+
+
+async def limit_of(broker: Broker, job: Job) -> str | None:
+    """The limit that holds ``job`` now, as a phrase: its concurrency key when that many
+    of the key run, else a rate limit on its queue or task."""
+    held = await broker.store.concurrency_of(job.id)
+    if held is not None and held[2] >= held[1]:
+        key, bound, _ = held
+        return f"concurrency key {key} ({bound} of its jobs already running)"
+    return rate_limit_of(broker, job)

@@ -103,6 +103,11 @@ class Store(Protocol):
         """Every rate limit, by scope and name."""
         ...
 
+    async def concurrency_of(self, job_id: int) -> tuple[str, int, int] | None:
+        """A job's concurrency key, its max_concurrent and how many jobs of that key run
+        now; None for a job without a key (or no such job)."""
+        ...
+
     async def keyed_queues(self) -> set[str]:
         """The queues with queued jobs that have a concurrency key."""
         ...

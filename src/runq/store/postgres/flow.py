@@ -78,6 +78,11 @@ async def _choose(
     return choose(candidates, budget, want)
 
 
+async def concurrency_of(q: Queries, job_id: int, conn: Conn) -> tuple[str, int, int] | None:
+    row = await conn.fetchrow(q["concurrency_of"], job_id)
+    return None if row is None else (row[0], row[1], row[2])
+
+
 async def keyed_queues(q: Queries, conn: Conn) -> set[str]:
     return {r[0] for r in await conn.fetch(q["keyed_queues"])}
 

@@ -54,6 +54,13 @@ ORDER BY c.priority DESC, c.run_at, c.id;
 SELECT k FROM unnest($1::text[]) AS k
 WHERE pg_try_advisory_xact_lock(hashtextextended('runq.ckey.' || current_schema() || '.' || k, 0));
 
+-- name: concurrency_of
+-- $1 job id: its concurrency key, its bound and how many jobs of the key run now.
+SELECT j.concurrency_key, j.max_concurrent,
+       (SELECT count(*) FROM jobs AS r
+        WHERE r.concurrency_key = j.concurrency_key AND r.state = 'running')
+FROM jobs AS j WHERE j.id = $1 AND j.concurrency_key IS NOT NULL;
+
 -- name: running_by_key
 -- $1 keys: how many jobs of each run now (read after their locks: claims that started
 -- some have committed).

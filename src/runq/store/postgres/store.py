@@ -294,6 +294,10 @@ class PostgresStore:
     async def rate_limits(self) -> list[RateLimit]:
         return await self._run(partial(flow.rate_limits, self._q), tx=False)
 
+    async def concurrency_of(self, job_id: int) -> tuple[str, int, int] | None:
+        op = partial(flow.concurrency_of, self._q, min(max(job_id, 0), 2**62))
+        return await self._run(op, tx=False)
+
     async def keyed_queues(self) -> set[str]:
         return await self._run(partial(flow.keyed_queues, self._q), tx=False)
 

@@ -74,6 +74,13 @@ def _choose(
     return choose(candidates, budget, want)
 
 
+def concurrency_of(
+    q: Queries, job_id: int, conn: sqlite3.Connection
+) -> tuple[str, int, int] | None:
+    row = conn.execute(q["concurrency_of"], (job_id,)).fetchone()
+    return None if row is None else (row[0], row[1], row[2])
+
+
 def keyed_queues(q: Queries, conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute(q["keyed_queues"])}
 

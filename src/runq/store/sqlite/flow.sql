@@ -41,6 +41,13 @@ WHERE concurrency_key IS NOT NULL AND state = 'running'
   AND concurrency_key IN (SELECT value FROM json_each(?))
 GROUP BY concurrency_key;
 
+-- name: concurrency_of
+-- ? job id: its concurrency key, its bound and how many jobs of the key run now.
+SELECT j.concurrency_key, j.max_concurrent,
+       (SELECT count(*) FROM jobs AS r INDEXED BY jobs_keyed_running
+        WHERE r.concurrency_key = j.concurrency_key AND r.state = 'running')
+FROM jobs AS j WHERE j.id = ? AND j.concurrency_key IS NOT NULL;
+
 -- name: keyed_queues
 SELECT DISTINCT queue FROM jobs INDEXED BY jobs_keyed_queued
 WHERE concurrency_key IS NOT NULL AND state = 'queued';

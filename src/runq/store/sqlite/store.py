@@ -241,6 +241,9 @@ class SqliteStore:
     async def rate_limits(self) -> list[RateLimit]:
         return await self._read(partial(flow.rate_limits, self._q))
 
+    async def concurrency_of(self, job_id: int) -> tuple[str, int, int] | None:
+        return await self._read(partial(flow.concurrency_of, self._q, job_id))
+
     async def keyed_queues(self) -> set[str]:
         return await self._read(partial(flow.keyed_queues, self._q))
 
