@@ -137,3 +137,19 @@ class Gate(InlineExecutor):
             return "through"
 
         return run()
+
+
+async def test_explain_says_when_no_worker_of_the_queue_knows_the_task(
+    rb: RunningBroker, client: AsyncClient
+) -> None:
+    # Given: a worker with the built-in tasks only (it lists them), busy with a job.
+    await rb.add_worker(concurrency=1)
+    (listed,) = await client.workers()
+    assert "wordcount" in str(listed.info["tasks"]).split(",")
+    busy = await client.submit("sleep", 2)
+    while (await client.get(busy)).state is not S.RUNNING:
+        await asyncio.sleep(0.01)
+    # When: a job of a task it lacks waits behind it. Then: explain says so.
+    job_id = await client.submit("resize", "photo.jpg")
+    text = await client.explain(job_id)
+    assert "no connected worker serving queue default knows task resize" in text

@@ -1602,3 +1602,20 @@ async def test_concurrency_of_says_a_jobs_key_bound_and_running_count(
     assert await store.concurrency_of(2**62) is None  # no job
     await claim(store, clock, limit=10)  # two of the key start; the third must wait
     assert await store.concurrency_of(ids[2]) == ("c-1", 2, 2)
+
+
+async def test_purging_dependent_jobs_works_by_both_ways_of_purging(
+    store: Store, clock: FakeClock
+) -> None:
+    (parent,) = await store.submit_many([JobSpec("echo")], clock())
+    (child,) = await store.submit_many([JobSpec("echo", after=[parent])], clock())
+    await store.cancel(parent, clock())  # the child is cancelled with it
+    clock.advance(100)
+    assert await store.purge(clock() - 10, 100) == 2
+    assert await store.get(child) is None
+    (again,) = await store.submit_many([JobSpec("echo")], clock())
+    (other,) = await store.submit_many([JobSpec("echo", after=[again])], clock())
+    await store.cancel(again, clock())
+    clock.advance(100)
+    assert await store.purge_finished(clock() - 10, 100) == 2
+    assert await store.get(other) is None

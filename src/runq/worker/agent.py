@@ -221,8 +221,20 @@ class Agent:
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 **({"pool": self.config.pool} if self.config.pool else {}),
+                **self._tasks_info(),
             },
         )
+
+    def _tasks_info(self) -> dict[str, str]:
+        """``{"tasks": "a,b,c"}`` when every executor can list its tasks (so `runq
+        explain` can tell that no worker knows a task), else nothing."""
+        found: list[str] = []
+        for executor in self.executors:
+            names = executor.tasks()
+            if names is None:
+                return {}
+            found += names
+        return {"tasks": ",".join(sorted(set(found)))}
 
     async def _welcome(
         self, reader: asyncio.StreamReader, decoder: Any

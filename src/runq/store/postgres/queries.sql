@@ -186,6 +186,8 @@ WITH gone AS (
     DELETE FROM job_logs WHERE job_id IN (SELECT id FROM gone)
 ), progress AS (
     DELETE FROM job_progress WHERE job_id IN (SELECT id FROM gone)
+), deps AS (
+    DELETE FROM job_deps WHERE job_id IN (SELECT id FROM gone)
 )
 SELECT count(*) FROM gone;
 
@@ -370,6 +372,8 @@ WITH gone AS (
     DELETE FROM job_logs WHERE job_id IN (SELECT id FROM gone)
 ), progress AS (
     DELETE FROM job_progress WHERE job_id IN (SELECT id FROM gone)
+), deps AS (
+    DELETE FROM job_deps WHERE job_id IN (SELECT id FROM gone)
 )
 SELECT count(*) FROM gone;
 
@@ -388,6 +392,8 @@ WITH gone AS (
     DELETE FROM job_logs WHERE job_id IN (SELECT id FROM gone)
 ), progress AS (
     DELETE FROM job_progress WHERE job_id IN (SELECT id FROM gone)
+), deps AS (
+    DELETE FROM job_deps WHERE job_id IN (SELECT id FROM gone)
 )
 SELECT count(*) FROM gone;
 

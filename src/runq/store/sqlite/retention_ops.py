@@ -34,6 +34,7 @@ def purge(
         conn.execute(q["purge_attempts"], (gone,))
         conn.execute(q["purge_logs"], (gone,))
         conn.execute(q["purge_progress"], (gone,))
+        conn.execute(q["purge_deps"], (gone,))
     return len(ids)
 
 

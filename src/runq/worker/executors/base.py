@@ -42,6 +42,11 @@ class Executor(Protocol):
         """The periodic schedules of its tasks (``@runq.task(cron=...)``)."""
         ...
 
+    def tasks(self) -> list[str] | None:
+        """The names of the tasks it runs (after ``open``), or None when it cannot list
+        them (then the worker does not say which tasks it knows)."""
+        ...
+
     def start(self, job: Assignment) -> Any | Awaitable[Any]:
         """Run ``job``: return its result, or an awaitable of it. Raise to fail."""
         ...
@@ -65,6 +70,9 @@ class InlineExecutor:
 
     def schedules(self) -> list[ScheduleSpec]:
         return []
+
+    def tasks(self) -> list[str] | None:
+        return None
 
 
 def error_info(exc: BaseException) -> ErrorInfo:

@@ -78,5 +78,8 @@ class BuiltinExecutor(InlineExecutor):
     def knows(self, task: str) -> bool:
         return task in BUILTINS
 
+    def tasks(self) -> list[str] | None:
+        return sorted(BUILTINS)
+
     def start(self, job: Assignment) -> Any:
         return BUILTINS[job.task](job.args, job.kwargs)

@@ -114,6 +114,9 @@ class CommandExecutor(InlineExecutor):
     def knows(self, task: str) -> bool:
         return task == COMMAND_TASK
 
+    def tasks(self) -> list[str] | None:
+        return [COMMAND_TASK]
+
     def start(self, job: Assignment) -> Any:
         command = Command.of(job)
         return self._run(job, self._argv(command), command)

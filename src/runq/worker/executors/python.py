@@ -338,6 +338,9 @@ class PythonExecutor:
     def schedules(self) -> list[ScheduleSpec]:
         return list(self._schedules)
 
+    def tasks(self) -> list[str] | None:
+        return sorted(self.names)
+
     def default_timeout(self, task: str) -> float | None:
         return self._timeouts.get(task)
 
