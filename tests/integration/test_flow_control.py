@@ -7,13 +7,9 @@ the first second (the bucket starts full), so a burst does not count."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
@@ -22,8 +18,6 @@ from runq.errors import InvalidArguments, UnknownLimit
 from runq.model import Assignment, JobSpec
 from runq.testing import RunningBroker, run_broker
 from runq.worker.executors.base import InlineExecutor
-
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 class Stamp(InlineExecutor):
@@ -142,23 +136,6 @@ async def test_a_concurrency_key_needs_its_bound(client: AsyncClient) -> None:
 
 
 # -- two brokers over one PostgreSQL schema ------------------------------------------------
-
-
-@pytest.fixture
-async def store_url() -> AsyncIterator[str]:
-    try:
-        conn = await asyncpg.connect(PG_DSN, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        reason = f"PostgreSQL is not reachable at {PG_DSN}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    schema = f"runq_test_{uuid.uuid4().hex[:16]}"
-    try:
-        yield f"{PG_DSN}?schema={schema}"
-    finally:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()
 
 
 @pytest.mark.timeout(60)

@@ -8,15 +8,14 @@ except under ``CI=true``, where they fail.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
+from integration_pg import PG_DSN, postgres_or_skip
 
 from runq.client import AsyncClient
 from runq.client.transport import parse_server, parse_servers
@@ -27,29 +26,6 @@ from runq.store.postgres.store import PostgresStore
 from runq.testing import RunningBroker, run_broker
 from runq.worker import Agent, WorkerConfig
 from runq.worker.executors.base import InlineExecutor
-
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-async def postgres_or_skip() -> Any:
-    try:
-        return await asyncpg.connect(PG_DSN, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        reason = f"PostgreSQL is not reachable at {PG_DSN}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-@pytest.fixture
-async def store_url() -> AsyncIterator[str]:
-    conn = await postgres_or_skip()
-    schema = f"runq_test_{uuid.uuid4().hex[:16]}"
-    try:
-        yield f"{PG_DSN}?schema={schema}"
-    finally:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()
 
 
 class Stamp(InlineExecutor):

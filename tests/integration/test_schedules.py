@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import pytest
 from integration_waiting import eventually
 
@@ -27,7 +23,6 @@ from runq.model.schedule import next_tick
 from runq.testing import RunningBroker, run_broker
 from runq.worker.executors.python import PoolConfig, PythonExecutor
 
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 EVERY_5 = "*/5 * * * *"
 START = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 FIRST = next_tick(EVERY_5, "UTC", START)  # 22:15:00
@@ -170,27 +165,6 @@ async def test_a_workers_cron_task_becomes_a_schedule(tmp_path: Path) -> None:
 
 
 # -- two brokers on one PostgreSQL schema ---------------------------------------------------
-
-
-async def postgres_or_skip() -> Any:
-    try:
-        return await asyncpg.connect(PG_DSN, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        reason = f"PostgreSQL is not reachable at {PG_DSN}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-@pytest.fixture
-async def store_url() -> AsyncIterator[str]:
-    conn = await postgres_or_skip()
-    schema = f"runq_test_{uuid.uuid4().hex[:16]}"
-    try:
-        yield f"{PG_DSN}?schema={schema}"
-    finally:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()
 
 
 async def test_two_brokers_fire_each_tick_once(store_url: str) -> None:

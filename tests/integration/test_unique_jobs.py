@@ -10,37 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import os
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from runq.errors import AlreadyQueued, InvalidArguments
 from runq.model import JobState
 from runq.testing import run_broker
-
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-async def store_url() -> AsyncIterator[str]:
-    try:
-        conn: Any = await asyncpg.connect(PG_DSN, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        reason = f"PostgreSQL is not reachable at {PG_DSN}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    schema = f"runq_test_{uuid.uuid4().hex[:16]}"
-    try:
-        yield f"{PG_DSN}?schema={schema}"
-    finally:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()
 
 
 async def test_two_brokers_given_the_same_unique_job_at_once_make_one_job(

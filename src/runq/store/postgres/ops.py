@@ -298,10 +298,6 @@ async def counts(q: Queries, conn: Conn) -> dict[str, dict[str, int]]:
     return out
 
 
-async def purge(q: Queries, before: float, limit: int, conn: Conn) -> int:
-    return int(await conn.fetchval(q["purge"], before, limit))
-
-
 async def publish_workers(
     q: Queries, broker_id: str, snapshot: bytes | None, now: float, conn: Conn
 ) -> None:

@@ -172,25 +172,6 @@ WITH due AS (
 )
 SELECT id, queue, state, worker FROM gone ORDER BY id;
 
--- name: purge
--- $1 before, $2 limit: finished jobs gone before the retention period ended, oldest
--- first, with their attempts; rows someone else holds are left for the next round.
-WITH gone AS (
-    DELETE FROM jobs
-    WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1
-                 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-    RETURNING id
-), history AS (
-    DELETE FROM attempts WHERE job_id IN (SELECT id FROM gone)
-), logs AS (
-    DELETE FROM job_logs WHERE job_id IN (SELECT id FROM gone)
-), progress AS (
-    DELETE FROM job_progress WHERE job_id IN (SELECT id FROM gone)
-), deps AS (
-    DELETE FROM job_deps WHERE job_id IN (SELECT id FROM gone)
-)
-SELECT count(*) FROM gone;
-
 -- name: publish_workers
 INSERT INTO brokers (id, snapshot, seen_at) VALUES ($1, $2, $3)
 ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, seen_at = excluded.seen_at;

@@ -225,7 +225,7 @@ class PostgresStore:
         return await self._run(partial(ops.warnings, self._q, older_than), tx=False)
 
     async def purge(self, before: float, limit: int) -> int:
-        return await self._run(partial(ops.purge, self._q, before, limit), tx=False)
+        return await self.purge_finished(before, limit)
 
     async def purge_finished(
         self,

@@ -263,16 +263,6 @@ def promote(q: Queries, now: float, conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute(q["promote"], (now,))}
 
 
-def purge(q: Queries, before: float, limit: int, conn: sqlite3.Connection) -> int:
-    ids = [r[0] for r in conn.execute(q["purge"], (before, limit))]
-    if ids:
-        conn.execute(q["purge_attempts"], (msgspec.json.encode(ids),))
-        conn.execute(q["purge_logs"], (msgspec.json.encode(ids),))
-        conn.execute(q["purge_progress"], (msgspec.json.encode(ids),))
-        conn.execute(q["purge_deps"], (msgspec.json.encode(ids),))
-    return len(ids)
-
-
 def set_paused(q: Queries, queue: str, paused: bool, now: float, conn: sqlite3.Connection) -> None:
     if paused:
         conn.execute(q["pause_queue"], (queue, now))

@@ -135,12 +135,6 @@ SET state = 'queued', attempts = 0, run_at = :now, finished_at = NULL, lease_unt
 WHERE state = 'failed' AND (:queue IS NULL OR queue = :queue)
 RETURNING id, queue;
 
--- name: purge
-DELETE FROM jobs
-WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?
-             ORDER BY finished_at LIMIT ?)
-RETURNING id;
-
 -- name: purge_attempts
 DELETE FROM attempts WHERE job_id IN (SELECT value FROM json_each(?));
 

@@ -174,7 +174,7 @@ class SqliteStore:
         return []  # one writer, short transactions: nothing holds back a checkpoint
 
     async def purge(self, before: float, limit: int) -> int:
-        return await self._write(partial(ops.purge, self._q, before, limit))
+        return await self.purge_finished(before, limit)
 
     async def purge_finished(
         self,
