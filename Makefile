@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: up test check lint system-packages bench soak clean
+.PHONY: up test check lint system-packages bench soak fuzz clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,8 +22,8 @@ up: $(STAMP)
 	$(BIN)/runq up
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz
 	$(BIN)/mypy --strict src/runq
 
 # System packages the tests need: Debian's chromium for the browser tests (never a
@@ -41,12 +41,21 @@ system-packages:
 	fi
 
 check: lint system-packages
-	$(BIN)/python -m pytest -m "not soak" -q
+	$(BIN)/python -m pytest -m "not soak" -q -n 3
 
 test: check
 
 soak: $(TEST_STAMP)
 	$(BIN)/python -m pytest -m soak -q
+
+# Coverage-guided fuzzing of the frame decoder with atheris, for FUZZ_SECONDS; a crash
+# leaves its input in fuzz/crashes/ (replay: $(BIN)/python fuzz/frame_decoder.py FILE).
+FUZZ_SECONDS ?= 60
+fuzz: $(TEST_STAMP)
+	$(BIN)/python -m pip install -q -e '.[fuzz]'
+	mkdir -p fuzz/crashes
+	$(BIN)/python fuzz/frame_decoder.py -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=fuzz/crashes/ -max_len=4096
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

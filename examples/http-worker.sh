@@ -6,6 +6,7 @@
 # Any other task fails at once, without retries.
 #
 #   RUNQ_HTTP=http://127.0.0.1:1280 QUEUE=default ./examples/http-worker.sh
+# Once the broker's store has access tokens, set RUNQ_TOKEN to one with work:QUEUE.
 set -euo pipefail
 
 RUNQ_HTTP=${RUNQ_HTTP:-http://127.0.0.1:1280}
@@ -16,7 +17,11 @@ MAX_JOBS=${MAX_JOBS:-0} # stop after this many jobs (0: run until killed)
 
 # POST a JSON body; prints the response body, then the HTTP status on a line of its own.
 post() {
-    curl -sS -X POST -H 'content-type: application/json' --data "$2" \
+    local auth=()
+    if [ -n "${RUNQ_TOKEN:-}" ]; then
+        auth=(-H "authorization: Bearer $RUNQ_TOKEN")
+    fi
+    curl -sS -X POST -H 'content-type: application/json' "${auth[@]}" --data "$2" \
         -w '\n%{http_code}' "$RUNQ_HTTP/api/v1$1"
 }
 

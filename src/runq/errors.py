@@ -23,8 +23,48 @@ class FrameTooLarge(ProtocolError):
     code = "frame_too_large"
 
 
+class TooSlow(ProtocolError):
+    """A frame that did not arrive whole in time, or replies the peer left unread."""
+
+    code = "too_slow"
+
+
+class TooManyConnections(RunqError):
+    """The peer's address already holds as many connections as the broker allows one."""
+
+    code = "too_many_connections"
+
+
+class IdleTimeout(RunqError):
+    """The connection sent nothing for the broker's idle timeout; peers reconnect."""
+
+    code = "idle_timeout"
+
+
 class AuthError(RunqError):
     code = "auth_error"
+
+
+class Unauthorized(AuthError):
+    """No token, or one that is not valid (unknown, wrong secret, expired, revoked)."""
+
+    code = "unauthorized"
+
+
+class Forbidden(AuthError):
+    """A valid token whose scopes do not allow the request."""
+
+    code = "forbidden"
+
+
+class TooManyAttempts(AuthError):
+    """Too many failed attempts from one address: refused without looking."""
+
+    code = "too_many_attempts"
+
+
+class UnknownToken(AuthError):
+    code = "unknown_token"
 
 
 class StoreError(RunqError):

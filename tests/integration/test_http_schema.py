@@ -9,7 +9,10 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 from runq.broker import BrokerConfig
+from runq.model.token import make_token
 from runq.testing import run_broker
 
 ST = Path(sys.executable).with_name("st")
@@ -29,12 +32,22 @@ checks.positive_data_acceptance.enabled = false
 """
 
 
-async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("access", ["open", "tokens"])
+async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
+    tmp_path: Path, access: str
+) -> None:
     assert ST.exists() or shutil.which("st"), "schemathesis is a test dependency"
-    # Given: a broker with HTTP whose long-polling claims give up quickly.
-    config = BrokerConfig(max_claim_wait=0.1)
+    # Given: a broker with HTTP whose long-polling claims give up quickly; with
+    # "tokens", its store holds an admin token that every request presents (and
+    # schemathesis checks that requests without it are refused).
+    config = BrokerConfig(max_claim_wait=0.1, auth_failures=1_000_000)
     async with run_broker(http=True, config=config) as rb:
         await rb.add_worker(concurrency=2)
+        auth: list[str] = []
+        if access == "tokens":
+            made = make_token("schemathesis", ["admin"], rb.broker.clock(), None)
+            await rb.broker.store.add_token(made.info, made.digest)
+            auth = ["--header", f"Authorization: Bearer {made.text}"]
         # When: schemathesis sends examples, boundary cases and fuzzed requests.
         (tmp_path / "schemathesis.toml").write_text(CONFIG)
         proc = await asyncio.create_subprocess_exec(
@@ -43,6 +56,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(tmp_pat
             str(tmp_path / "schemathesis.toml"),
             "run",
             f"{rb.http_url}/api/v1/openapi.json",
+            *auth,
             "--phases",
             "examples,coverage,fuzzing",
             "--max-examples",

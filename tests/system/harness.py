@@ -150,6 +150,7 @@ class Server(Proc):
     port: int = 0
     worker_port: int = 0
     store: Path = Path()
+    token: str | None = None  # RUNQ_TOKEN of the processes the test started
 
     @property
     def address(self) -> str:
@@ -160,7 +161,7 @@ class Server(Proc):
         return f"127.0.0.1:{self.worker_port}"
 
     def client(self) -> Client:
-        return Client(self.address)
+        return Client(self.address, token=self.token)
 
     @property
     def http_url(self) -> str:
@@ -176,6 +177,7 @@ class Procs:
     tmp_path: Path
     started: list[Proc] = field(default_factory=list)
     extra_pids: set[int] = field(default_factory=set)
+    env: dict[str, str] = field(default_factory=dict)  # for every process started
 
     def spawn(self, name: str, args: Sequence[str | int]) -> Proc:
         if args and args[0] in ("server", "up") and "--http-port" not in args:
@@ -185,7 +187,7 @@ class Procs:
             popen = subprocess.Popen(
                 [*RUNQ, *(str(a) for a in args)],
                 cwd=self.tmp_path,
-                env=clean_env(),
+                env=clean_env() | self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -224,6 +226,7 @@ class Procs:
         proc = self.spawn(name, [*args, *extra])
         client_port, wport = self._ports(proc)
         server = Server(proc.popen, proc.log, proc.name, client_port, wport, store)
+        server.token = self.env.get("RUNQ_TOKEN")
         self.started[-1] = server
         return server
 
@@ -234,6 +237,7 @@ class Procs:
         proc = self.spawn("up", args)
         client_port, wport = self._ports(proc)
         server = Server(proc.popen, proc.log, proc.name, client_port, wport, store)
+        server.token = self.env.get("RUNQ_TOKEN")
         self.started[-1] = server
         return server
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .harness import Procs, wait_until
+from .harness import Cli, Procs, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -68,4 +68,26 @@ def test_the_bash_http_worker_runs_jobs_with_their_fences(procs: Procs, tmp_path
         "retryable": False,
     }
     assert {a["worker"] for j in finished for a in j["history"]} == {"bash-1"}
+    http.close()
+
+
+def test_the_bash_http_worker_presents_its_token(procs: Procs, tmp_path: Path, cli: Cli) -> None:
+    # Given: a store with tokens, a work token for queue "q" and a submit token.
+    url = f"sqlite:///{tmp_path / 'runq.db'}"
+    work = cli("token", "create", "--scope", "work:q", "--json", "--store", url).json()["token"]
+    sub = cli("token", "create", "--scope", "submit:q", "--json", "--store", url).json()["token"]
+    server = procs.server()
+    http = httpx.Client(
+        base_url=server.http_url, timeout=10, headers={"Authorization": f"Bearer {sub}"}
+    )
+    jobs = [{"task": "upper", "args": [f"x{i}"], "queue": "q"} for i in range(3)]
+    ids = http.post("/api/v1/jobs/batch", json={"jobs": jobs}).raise_for_status().json()["ids"]
+    # When: the example worker runs with the work token in RUNQ_TOKEN.
+    env = {**os.environ, "RUNQ_HTTP": server.http_url, "WORKER": "bash-t", "WAIT": "1"}
+    env |= {"MAX_JOBS": "3", "QUEUE": "q", "RUNQ_TOKEN": work}
+    done = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    # Then: it ran them, and the submitter reads their results with its own token.
+    results = [http.get(f"/api/v1/jobs/{i}").json()["result"] for i in ids]
+    assert results == ["X0", "X1", "X2"]
     http.close()

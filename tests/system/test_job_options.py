@@ -100,13 +100,14 @@ def test_retries_timeouts_cancel_and_unknown_tasks(server: Server, procs: Procs,
 
 
 def test_delays_in_units_and_a_time_of_day(server: Server, procs: Procs, cli: Cli) -> None:
-    # Given: jobs delayed by "2s" and "1m", and one due at a time 2 s from now written
-    # in ISO 8601 with an offset.
+    # Given: jobs delayed by "5s" and "1m", and one due at a time 6 s from now written
+    # in ISO 8601 with an offset (far enough for the checks below, each a `runq`
+    # process, to see them all still scheduled on a loaded machine).
     at = server.address
-    soon = job_id(cli("submit", "echo", "soon", "--delay", "2s", server=at).out)
+    soon = job_id(cli("submit", "echo", "soon", "--delay", "5s", server=at).out)
     later = job_id(cli("submit", "echo", "later", "--delay", "1m", server=at).out)
     due = datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=1)))
-    due += datetime.timedelta(seconds=2)
+    due += datetime.timedelta(seconds=6)
     timed = job_id(cli("submit", "echo", "timed", "--at", due.isoformat(), server=at).out)
     for job in (soon, later, timed):
         assert status(cli, server, job)["state"] == "scheduled"

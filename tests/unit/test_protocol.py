@@ -18,6 +18,7 @@ from runq.model import Assignment, ErrorInfo, Job, JobSpec, JobState, Outcome
 from runq.model.flow import RateLimit
 from runq.model.output import JobLogs, LogLine, OutputBatch
 from runq.model.schedule import CatchUp, Schedule, ScheduleSpec
+from runq.model.token import TokenInfo
 from runq.protocol import codec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
@@ -172,6 +173,12 @@ SAMPLES: list[msgspec.Struct] = [
             OutputBatch(43, 2, progress=1.0),
         ]
     ),
+    m.MakeToken(16, ["submit:emails", "read"], "web", 86400.0),
+    m.MakeToken(17, ["admin"]),
+    m.ListTokens(18),
+    m.RevokeToken(19, "web"),
+    m.TokenMade(16, TokenInfo("0123456789ab", "web", ["read"], 1.5, 86401.5), "runq_x_y"),
+    m.TokenList(18, [TokenInfo("0123456789ab", "web", ["read"], 1.5, None, 2.5)]),
 ]
 
 

@@ -122,12 +122,14 @@ class Dispatcher:
 
     def _hungry(self) -> list[WorkerSession]:
         # A session is registered before its hello is done (its running jobs' leases are
-        # being extended): nothing may reach the worker ahead of its welcome.
+        # being extended): nothing may reach the worker ahead of its welcome. A worker
+        # that does not read what it was sent gets no more until it does.
         return [
             s
             for s in self.sessions.values()
             if s.free > 0
             and s.conn.greeted
+            and not s.conn.writes_paused
             and not (s.closed or s.draining or self.paused)
             and any(q not in self._empty for q in self.open_queues(s.queues))
         ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from runq.broker import access, retention, tokens
 from runq.broker import operations as ops
-from runq.broker import retention
 from runq.protocol import messages as m
 
 if TYPE_CHECKING:
@@ -22,10 +22,12 @@ async def submit(broker: Broker, conn: Connection, msg: m.Submit) -> None:
 
 
 async def get(broker: Broker, conn: Connection, msg: m.Get) -> None:
+    await access.check_job(broker, conn.grant, msg.id)
     conn.send(m.JobReply(msg.req, await ops.get(broker, msg.id)))
 
 
 async def wait(broker: Broker, conn: Connection, msg: m.Wait) -> None:
+    await access.check_job(broker, conn.grant, msg.id)
     job = await broker.wait_for(msg.id, msg.timeout)
     conn.send(m.JobReply(msg.req, job))
 
@@ -37,6 +39,7 @@ async def list_jobs(broker: Broker, conn: Connection, msg: m.ListJobs) -> None:
 
 
 async def cancel(broker: Broker, conn: Connection, msg: m.Cancel) -> None:
+    await access.check_job(broker, conn.grant, msg.id)
     conn.send(m.JobReply(msg.req, await ops.cancel(broker, msg.id)))
 
 
@@ -96,6 +99,21 @@ async def purge(broker: Broker, conn: Connection, msg: m.Purge) -> None:
 
 async def explain(broker: Broker, conn: Connection, msg: m.Explain) -> None:
     conn.send(m.Explanation(msg.req, msg.id, await ops.explain(broker, msg.id)))
+
+
+async def make_token(broker: Broker, conn: Connection, msg: m.MakeToken) -> None:
+    made = await tokens.create(broker, msg.scopes, msg.name, msg.ttl)
+    conn.send(m.TokenMade(msg.req, made.info, made.text))
+
+
+async def list_tokens(broker: Broker, conn: Connection, msg: m.ListTokens) -> None:
+    conn.send(m.TokenList(msg.req, await broker.store.tokens()))
+
+
+async def revoke_token(broker: Broker, conn: Connection, msg: m.RevokeToken) -> None:
+    info = await tokens.revoke(broker, msg.token)
+    conn.send(m.TokenList(msg.req, [info]))
+    tokens.close_connections(broker, info.id)  # this one too, once it has its answer
 
 
 # -- worker port ------------------------------------------------------------------------
@@ -197,6 +215,9 @@ CLIENT_HANDLERS: dict[type, Handler] = {
     m.SetRetention: set_retention,
     m.Purge: purge,
     m.Explain: explain,
+    m.MakeToken: make_token,
+    m.ListTokens: list_tokens,
+    m.RevokeToken: revoke_token,
 }
 
 WORKER_HANDLERS: dict[type, Handler] = {

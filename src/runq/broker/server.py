@@ -14,15 +14,17 @@ import msgspec
 
 from runq.broker import handlers
 from runq.broker.activity import Activity
+from runq.broker.auth import Gate
 from runq.broker.cluster import Cluster
 from runq.broker.config import BrokerConfig
 from runq.broker.connection import Connection, Handler
 from runq.broker.dispatch import Dispatcher, WorkerSession
 from runq.broker.duties import Duties
 from runq.broker.flow import FlowWatch
+from runq.broker.guard import AddressCount, QuietLog
 from runq.broker.metrics import Metrics
 from runq.clock import Clock, system_clock
-from runq.errors import AuthError, ProtocolError, RunqError, UnknownJob
+from runq.errors import AuthError, Forbidden, ProtocolError, RunqError, Unauthorized, UnknownJob
 from runq.model import Assignment, Job, JobState, Outcome
 from runq.protocol import limits as L
 from runq.protocol import messages as m
@@ -44,7 +46,10 @@ class Broker:
         self.dispatcher = Dispatcher(self)
         self.duties = Duties(self)
         self.cluster = Cluster(self)
+        self.gate = Gate(self)  # who is asking: tokens, failed attempts
         self.connections: set[Connection] = set()
+        self.addresses = AddressCount(config.max_connections_per_address)  # both ports
+        self.quiet = QuietLog(log)  # warnings about closed connections, at most 10 a second
         self.handlers: dict[type, Handler] = {
             **handlers.CLIENT_HANDLERS,
             **handlers.WORKER_HANDLERS,
@@ -70,11 +75,15 @@ class Broker:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         cfg = self.config
+        await self.gate.check_bind()
+        tls: dict[str, Any] = {}  # one context, built once, for both ports
+        if cfg.tls is not None:
+            tls = {"ssl": cfg.tls.context(), "ssl_handshake_timeout": cfg.handshake_timeout}
         client = await loop.create_server(
-            lambda: Connection(self, "client"), cfg.host, cfg.port, reuse_address=True
+            lambda: Connection(self, "client"), cfg.host, cfg.port, reuse_address=True, **tls
         )
         worker = await loop.create_server(
-            lambda: Connection(self, "worker"), cfg.host, cfg.worker_port, reuse_address=True
+            lambda: Connection(self, "worker"), cfg.host, cfg.worker_port, reuse_address=True, **tls
         )
         self._servers = [client, worker]
         self.client_port = client.sockets[0].getsockname()[1]
@@ -90,10 +99,11 @@ class Broker:
         await self.store.subscribe(self._on_ready, self.job_finished)
         self.dispatcher.wake()
         log.info(
-            "broker listening on %s: clients on %d, workers on %d",
+            "broker listening on %s: clients on %d, workers on %d%s",
             cfg.host,
             self.client_port,
             self.worker_port,
+            " (TLS)" if tls else "",
         )
 
     async def stop(self, grace: float = 0.0) -> None:
@@ -143,6 +153,8 @@ class Broker:
             )
         if msg.role != conn.role:
             raise AuthError(f"this port serves {conn.role}s, not {msg.role}s")
+        conn.grant = await self.gate.admit(msg.token, conn.address)
+        self._check_role(conn, msg)
         lost: list[int] = []
         if conn.role == "worker":
             lost = await self._worker_hello(conn, msg)
@@ -151,6 +163,16 @@ class Broker:
         conn.send(m.Welcome(L.PROTOCOL_VERSION, SERVER_NAME, lease, max_frame))
         if lost:  # jobs it still runs but no longer holds: tell it to stop them
             conn.send(m.CancelJobs(lost))
+
+    @staticmethod
+    def _check_role(conn: Connection, msg: m.Hello) -> None:
+        grant = conn.grant
+        if conn.role == "client" and not grant.client:
+            raise Forbidden("this token may not use the client port (it is a worker's token)")
+        if conn.role == "worker":
+            refused = [q for q in msg.queues or ["default"] if not grant.may_work(q)]
+            if refused:
+                raise Forbidden(f"this token may not work on queue {refused[0]!r}")
 
     async def _worker_hello(self, conn: Connection, msg: m.Hello) -> list[int]:
         if not msg.worker_id:
@@ -241,8 +263,22 @@ class Broker:
             await self.refresh_paused()
             await self.flow.refresh()
             ticks += 1
+            if ticks % 2 == 0:
+                await self._close_unauthorized()
             if ticks % 60 == 0:
                 await self._measure_offset()
+
+    async def _close_unauthorized(self) -> None:
+        """Close the connections whose token was revoked or expired since their hello
+        (or that came in with none, before the store had its first token)."""
+        for conn in [c for c in self.connections if c.greeted]:
+            try:
+                valid = await self.gate.still_valid(conn.grant)
+            except RunqError as exc:  # the store is unreachable: look again later
+                log.warning("cannot check access tokens: %s", exc.message)
+                return
+            if not valid:
+                conn.fail(0, Unauthorized("the access token of this connection no longer works"))
 
     async def refresh_paused(self) -> None:
         """Read which queues are paused (other brokers may have paused or resumed some)."""

@@ -14,7 +14,10 @@ from runq.broker import Broker, BrokerConfig
 from runq.cli.common import duration, non_negative, positive, store_url
 from runq.errors import ConfigError
 from runq.http import DEFAULT_HTTP_PORT, HttpServer, build_app
+from runq.http.guard import HttpLimits
 from runq.store.open import StoreConfig, open_store
+from runq.store.postgres.dsn import hide_password
+from runq.tls import ServerTls
 
 _port = click.IntRange(0, 65535)
 broker_options = [
@@ -64,6 +67,24 @@ broker_options = [
         help="How long finished jobs are kept (90s, 15m, 2h, 7d, or forever).",
     ),
     click.option(
+        "--tls-cert",
+        metavar="FILE",
+        default=None,
+        help="Serve TLS on every port with this PEM certificate chain (needs --tls-key).",
+    ),
+    click.option("--tls-key", metavar="FILE", default=None, help="The PEM key of --tls-cert."),
+    click.option(
+        "--tls-client-ca",
+        metavar="FILE",
+        default=None,
+        help="With --tls-cert: require client certificates signed by this CA on every port.",
+    ),
+    click.option(
+        "--insecure",
+        is_flag=True,
+        help="Listen beyond loopback (--host) even though the store has no access token.",
+    ),
+    click.option(
         "--log-level", default="info", show_default=True, help="debug, info, warning or error."
     ),
 ]
@@ -90,6 +111,10 @@ class BrokerOptions:
     grace: float
     retention: float | None
     log_level: str
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    insecure: bool = False
 
     @classmethod
     def take(cls, kwargs: dict[str, Any]) -> BrokerOptions:
@@ -99,6 +124,16 @@ class BrokerOptions:
 
     def replace(self, **changes: Any) -> BrokerOptions:
         return dataclasses.replace(self, **changes)
+
+    def server_tls(self) -> ServerTls | None:
+        """The TLS of --tls-cert, --tls-key and --tls-client-ca (None: plain TCP)."""
+        if self.tls_cert is None and self.tls_key is None:
+            if self.tls_client_ca is not None:
+                raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
+            return None
+        if self.tls_cert is None or self.tls_key is None:
+            raise ConfigError("--tls-cert and --tls-key go together: give both")
+        return ServerTls(self.tls_cert, self.tls_key, self.tls_client_ca)
 
 
 class RunningBroker:
@@ -115,6 +150,8 @@ class RunningBroker:
             lease=opts.lease,
             grace=opts.grace,
             retention=opts.retention,
+            insecure=opts.insecure,
+            tls=opts.server_tls(),
         )
         store = open_store(StoreConfig(url=store_url(opts.store), durability=opts.durability))
         self.opts = opts
@@ -124,7 +161,14 @@ class RunningBroker:
     async def start(self) -> None:
         await self.broker.start()
         if not self.opts.no_http:
-            self.http = HttpServer(build_app(self.broker), self.opts.host, self.opts.http_port)
+            cfg = self.broker.config
+            self.http = HttpServer(
+                build_app(self.broker),
+                self.opts.host,
+                self.opts.http_port,
+                cfg.tls,
+                HttpLimits.of(cfg),
+            )
             try:
                 await self.http.start()
             except OSError as exc:
@@ -142,9 +186,13 @@ class RunningBroker:
     def _announce(self) -> None:
         cfg, b = self.broker.config, self.broker
         http = f", HTTP on {cfg.host}:{self.http.port}" if self.http else ""
+        if self.http is not None and cfg.tls is not None:
+            http = f", HTTPS on https://{cfg.host}:{self.http.port}/"
+        tls = " with TLS" if cfg.tls is not None else ""
+        store = hide_password(store_url(self.opts.store))
         click.echo(
-            f"runq broker listening: clients on {cfg.host}:{b.client_port},"
-            f" workers on {cfg.host}:{b.worker_port}{http}, store {store_url(self.opts.store)}",
+            f"runq broker listening{tls}: clients on {cfg.host}:{b.client_port},"
+            f" workers on {cfg.host}:{b.worker_port}{http}, store {store}",
             err=True,
         )
 

@@ -16,15 +16,25 @@ import click
 from runq.client.transport import format_server, parse_servers
 from runq.errors import ConfigError, RunqError
 from runq.model.spec import TEN_YEARS
+from runq.tls import TlsConfig
 
 T = TypeVar("T")
 CLIENT_PORT = 1209
 WORKER_PORT = 1205
 
 
+TLS_OPTIONS = (
+    ("--tls-ca", "RUNQ_TLS_CA", "Speak TLS, trusting the certificates in this PEM file"),
+    ("--tls-cert", "RUNQ_TLS_CERT", "Show the broker this TLS client certificate (PEM)"),
+    ("--tls-key", "RUNQ_TLS_KEY", "The PEM key of --tls-cert"),
+)
+
+
 def server_option(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--server`` and the TLS options of a command that connects to a broker; the TLS
+    options go to ``tls_config()``, not to the command's arguments."""
     port = CLIENT_PORT if role == "client" else WORKER_PORT
-    return click.option(
+    server = click.option(
         "--server",
         "server",
         default=None,
@@ -32,6 +42,45 @@ def server_option(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any
         help=f"Broker address, or a comma list to fail over between"
         f" (default: $RUNQ_SERVER or 127.0.0.1:{port}).",
     )
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for flag, env, text in reversed(TLS_OPTIONS):
+            fn = click.option(
+                flag,
+                envvar=env,
+                metavar="FILE",
+                expose_value=False,
+                callback=_keep_tls,
+                help=f"{text} (default: ${env}).",
+            )(fn)
+        return server(fn)
+
+    return decorate
+
+
+def _keep_tls(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta[f"runq.{param.name}"] = value
+
+
+def tls_config() -> TlsConfig | None:
+    """The TLS of this command's --tls-ca, --tls-cert and --tls-key (or $RUNQ_TLS_CA,
+    $RUNQ_TLS_CERT and $RUNQ_TLS_KEY); None: plain TCP."""
+    meta = click.get_current_context().meta
+    ca, cert, key = (meta.get(f"runq.tls_{name}") for name in ("ca", "cert", "key"))
+    if ca is None and cert is None and key is None:
+        return None
+    if (cert is None) != (key is None):
+        raise ConfigError("--tls-cert and --tls-key go together ($RUNQ_TLS_CERT, $RUNQ_TLS_KEY)")
+    return TlsConfig(ca, cert, key)
+
+
+def tls_args(tls: TlsConfig | None) -> list[str]:
+    """The TLS options of a `runq worker` command line that dials with ``tls``."""
+    if tls is None:
+        return []
+    pairs = (("--tls-ca", tls.ca), ("--tls-cert", tls.cert), ("--tls-key", tls.key))
+    return [part for flag, path in pairs if path is not None for part in (flag, path)]
 
 
 def addresses(server: str | None, role: str) -> list[tuple[str, int]]:

@@ -19,6 +19,7 @@ from runq.cli.common import (
     parse_env,
     positive,
     server_option,
+    tls_config,
     token,
     unique_window,
 )
@@ -49,7 +50,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 
 
 def connect(server: str | None) -> Client:
-    return Client(addresses_text(addresses(server, "client")), token=token()).connect()
+    """A client of the broker(s) of --server, with this command's token and TLS."""
+    at = addresses_text(addresses(server, "client"))
+    return Client(at, token=token(), tls=tls_config()).connect()
 
 
 def split_words(words: tuple[str, ...]) -> tuple[str, list[str]]:

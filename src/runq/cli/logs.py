@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from runq.cli.common import addresses, addresses_text, handle_errors, server_option, token
+from runq.cli.common import handle_errors, server_option
+from runq.cli.jobs import connect
 from runq.cli.render import to_json
-from runq.client import Client
 from runq.model.output import LogLine
 from runq.model.spec import MAX_JOB_ID
 
@@ -53,7 +53,7 @@ def logs(job_id: int, server: str | None, follow: bool, after: int, as_json: boo
     oldest first, attempt by attempt. With --follow, print lines as they come until the
     job has finished."""
     show = Printer(as_json)
-    with Client(addresses_text(addresses(server, "client")), token=token()) as client:
+    with connect(server) as client:
         if follow:
             for line in client.follow(job_id, after):
                 show(line)

@@ -15,6 +15,7 @@ from runq.cli import (
     queues,
     schedules,
     serve,
+    tokens,
     top,
 )
 
@@ -52,6 +53,7 @@ for command in (
     top.top,
     bench.bench,
     migrate.migrate,
+    tokens.token,
 ):
     cli.add_command(command)
 cli.add_command(jobs.result, name="results")

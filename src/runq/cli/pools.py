@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -93,6 +94,9 @@ class BrokerSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     durability: str | None = None
     lease_timeout: Annotated[float, Meta(gt=0)] | None = None
     grace: Annotated[float, Meta(ge=0)] | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
 
 
 class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -194,11 +198,14 @@ class Supervisor:
                 proc.wait()
 
 
-def pool_children(pools: list[Pool], server: str, log_level: str) -> list[Child]:
+def pool_children(
+    pools: list[Pool], server: str, log_level: str, extra: Sequence[str] = ()
+) -> list[Child]:
+    """The worker processes of ``pools``; ``extra`` goes on every command line."""
     children = []
     for pool in pools:
         env = {**os.environ, **pool.env}
         for n in range(pool.processes):
             label = f"pool {pool.name}" + (f" #{n + 1}" if pool.processes > 1 else "")
-            children.append(Child(label, pool.argv(server, log_level), env))
+            children.append(Child(label, [*pool.argv(server, log_level), *extra], env))
     return children

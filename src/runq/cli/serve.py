@@ -27,6 +27,8 @@ from runq.cli.common import (
     run,
     server_option,
     store_url,
+    tls_args,
+    tls_config,
     token,
 )
 from runq.cli.console import Console
@@ -52,7 +54,7 @@ def _supervise_pools(path: str, only: str | None, server: str, log_level: str) -
     pools = [p for p in load_config(path).pool if only is None or p.name == only]
     if not pools:
         raise ConfigError(f"{path} has no pool" + (f" named {only!r}" if only else "s"))
-    children = pool_children(pools, server, log_level)
+    children = pool_children(pools, server, log_level, tls_args(tls_config()))
     supervisor = Supervisor(children, max(p.grace for p in pools))
     click.echo(f"runq worker: supervising {len(children)} worker process(es)", err=True)
 
@@ -202,7 +204,8 @@ def worker(
     options: dict[str, Any] = {"host": host, "port": port, "pool": pool_name, "servers": servers}
     options["queues"] = parse_csv(queues) or ("default",)
     options |= {"concurrency": concurrency, "worker_id": worker_id}
-    config = WorkerConfig(token=token(), **{k: v for k, v in options.items() if v})
+    options |= {"token": token(), "tls": tls_config()}
+    config = WorkerConfig(**{k: v for k, v in options.items() if v})
     tasks = bool(modules or apps)
     prefetch = (4 * config.concurrency if tasks else 0) if prefetch is None else prefetch
     config = dataclasses.replace(config, prefetch=prefetch)
@@ -214,6 +217,8 @@ def worker(
             max_jobs=max_jobs_per_child,
             max_memory_mb=max_memory_per_child,
             reload=reload,
+            # the worker's own token stays with the worker: task code never sees it
+            env=tuple((k, v) for k, v in os.environ.items() if k != "RUNQ_TOKEN"),
         )
         executors.append(PythonExecutor(pool))
     policy = CommandPolicy(
@@ -300,20 +305,33 @@ def up(
             durability=pick("durability", b.durability),
             lease=pick("lease", b.lease_timeout),
             grace=pick("grace", b.grace),
+            tls_cert=pick("tls_cert", b.tls_cert),
+            tls_key=pick("tls_key", b.tls_key),
+            tls_client_ca=pick("tls_client_ca", b.tls_client_ca),
         )
         pools = file.pool
 
     async def main() -> None:
         running = RunningBroker(opts)
+        if n_workers_wanted(pools) and not token() and await running.broker.gate.required():
+            await running.broker.store.close()
+            raise ConfigError(
+                "this store has access tokens: set RUNQ_TOKEN to a token with a work scope"
+                " (or admin) for the local workers"
+            )
         await running.start()
         broker = running.broker
         local = (
             broker.config.host if broker.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         )
-        children = pool_children(pools, f"{local}:{broker.worker_port}", opts.log_level)
+        # local workers trust the broker's own certificate (a client certificate for
+        # --tls-client-ca comes from $RUNQ_TLS_CERT and $RUNQ_TLS_KEY)
+        tls = tls_args(None if broker.config.tls is None else broker.config.tls.trusting())
+        children = pool_children(pools, f"{local}:{broker.worker_port}", opts.log_level, tls)
         supervisor = Supervisor(children, max([p.grace for p in pools], default=opts.grace))
         if running.http is not None:
-            click.echo(f"runq up: dashboard on http://{local}:{running.http.port}/", err=True)
+            url = f"{running.http.scheme}://{local}:{running.http.port}/"
+            click.echo(f"runq up: dashboard on {url}", err=True)
         click.echo(
             f"runq up: {len(children)} worker process(es) started; Ctrl-C stops everything",
             err=True,
@@ -325,3 +343,7 @@ def up(
             await running.stop()
 
     run(main())
+
+
+def n_workers_wanted(pools: list[Pool]) -> int:
+    return sum(p.processes for p in pools)

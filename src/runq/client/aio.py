@@ -29,11 +29,14 @@ from runq.model.flow import RateLimit, parse_rate
 from runq.model.output import MAX_LINES, JobLogs, LogLine
 from runq.model.schedule import DEFAULT_CATCH_UP, DEFAULT_TZ, Schedule, ScheduleSpec, check
 from runq.model.spec import COMMAND_TASK
+from runq.model.token import TokenInfo
 from runq.model.unique import SubmitIds
 from runq.protocol import codec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
+from runq.protocol.tokens import ListTokens, MakeToken, RevokeToken
 from runq.tasks import options_of
+from runq.tls import TlsConfig
 
 WAIT_SLICE = 30.0  # seconds one WAIT request may block on the broker
 FOLLOW_POLL = 0.5  # seconds between reads of a running job's output when following it
@@ -211,6 +214,7 @@ class AsyncClient:
         *,
         token: str | None = None,
         connect_timeout: float = 5.0,
+        tls: TlsConfig | None = None,
     ) -> None:
         # ``server`` may list several brokers ("a:1209,b:1209"): the client uses the
         # first that answers and, when its connection is lost, moves on to the next
@@ -218,6 +222,7 @@ class AsyncClient:
         self._current = 0
         self._token = token
         self._connect_timeout = connect_timeout
+        self._tls = None if tls is None else tls.context()  # a bad file fails here
         self._transport: Transport | None = None
         self._lock = asyncio.Lock()
         self._batch: list[JobSpec] = []
@@ -251,7 +256,9 @@ class AsyncClient:
         for i in range(start, start + n):
             host, port = self.servers[i % n]
             try:
-                transport = await Transport.open(host, port, self._token, self._connect_timeout)
+                transport = await Transport.open(
+                    host, port, self._token, self._connect_timeout, self._tls
+                )
             except ConnectionLost as exc:
                 error = exc
                 continue
@@ -567,3 +574,25 @@ class AsyncClient:
         reply = await self._call(lambda req: m.PauseSchedule(req, name, paused))
         found: Schedule = reply.schedules[0]
         return found
+
+    # -- access tokens (admin) ---------------------------------------------------------
+
+    async def create_token(
+        self, scopes: Sequence[str], name: str | None = None, ttl: float | None = None
+    ) -> tuple[str, TokenInfo]:
+        """A new token with ``scopes`` (admin, read, submit:QUEUE, work:QUEUE), expiring
+        after ``ttl`` seconds (None: never): its text, shown this once, and its info."""
+        reply = await self._call(lambda req: MakeToken(req, list(scopes), name, ttl))
+        return reply.token, reply.info
+
+    async def tokens(self) -> builtins.list[TokenInfo]:
+        """Every token (never their secrets), revoked and expired ones too."""
+        reply = await self._call(lambda req: ListTokens(req))
+        found: builtins.list[TokenInfo] = reply.tokens
+        return found
+
+    async def revoke_token(self, token: str) -> TokenInfo:
+        """Revoke a token by its id or name; it stops working at once."""
+        reply = await self._call(lambda req: RevokeToken(req, token))
+        info: TokenInfo = reply.tokens[0]
+        return info

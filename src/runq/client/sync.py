@@ -13,8 +13,10 @@ from runq.model import TERMINAL_STATES, Job, JobSpec
 from runq.model.flow import RateLimit
 from runq.model.output import MAX_LINES, JobLogs, LogLine
 from runq.model.schedule import Schedule
+from runq.model.token import TokenInfo
 from runq.model.unique import SubmitIds
 from runq.protocol.messages import QueueInfo, WorkerInfo
+from runq.tls import TlsConfig
 
 T = TypeVar("T")
 
@@ -22,10 +24,12 @@ T = TypeVar("T")
 class Client:
     """Every method blocks until the broker answers. Not for use inside a running loop."""
 
-    def __init__(self, server: str = "127.0.0.1", *, token: str | None = None) -> None:
+    def __init__(
+        self, server: str = "127.0.0.1", *, token: str | None = None, tls: TlsConfig | None = None
+    ) -> None:
+        self._aio = AsyncClient(server, token=token, tls=tls)
         # The stdlib loop: run_until_complete costs a third of uvloop's per call here.
         self._loop = asyncio.new_event_loop()
-        self._aio = AsyncClient(server, token=token)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._loop.run_until_complete(coro)
@@ -149,3 +153,14 @@ class Client:
 
     def resume_schedule(self, name: str) -> Schedule:
         return self._run(self._aio.resume_schedule(name))
+
+    def create_token(
+        self, scopes: Sequence[str], name: str | None = None, ttl: float | None = None
+    ) -> tuple[str, TokenInfo]:
+        return self._run(self._aio.create_token(scopes, name, ttl))
+
+    def tokens(self) -> builtins.list[TokenInfo]:
+        return self._run(self._aio.tokens())
+
+    def revoke_token(self, token: str) -> TokenInfo:
+        return self._run(self._aio.revoke_token(token))

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import os
 import socket
+import ssl
 from typing import Any, cast
 
 import msgspec
@@ -15,8 +16,16 @@ from runq.errors import ConnectionLost, InvalidArguments, ProtocolError, RunqErr
 from runq.protocol import codec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
+from runq.tls import connect_args
+from runq.tls import reason as tls_reason
 
 DEFAULT_PORT = 1209
+CLOSED = "the broker closed the connection"
+HINTS = {  # why a broker may close a connection before its welcome, with TLS or without
+    True: "does it serve TLS? then trust its CA: tls_ca, --tls-ca or $RUNQ_TLS_CA",
+    False: "does it want a client certificate? tls_cert and tls_key, --tls-cert and"
+    " --tls-key or $RUNQ_TLS_CERT and $RUNQ_TLS_KEY",
+}
 
 
 def parse_server(server: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
@@ -62,14 +71,34 @@ class Transport(asyncio.Protocol):
         self.max_frame = L.MAX_FRAME  # the broker's limit, learnt from its welcome
 
     @classmethod
-    async def open(cls, host: str, port: int, token: str | None, timeout: float) -> Transport:
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        token: str | None,
+        timeout: float,
+        tls: ssl.SSLContext | None = None,
+    ) -> Transport:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
-                _, proto = await loop.create_connection(cls, host, port)
+                tls_args = connect_args(tls, host, timeout)
+                _, proto = await loop.create_connection(cls, host, port, **tls_args)
                 await proto._handshake(token)
         except TimeoutError:
             raise ConnectionLost(f"no answer from a broker at {host}:{port}") from None
+        except ConnectionLost as exc:
+            if not exc.message.startswith(CLOSED):
+                raise
+            detail = exc.message[len(CLOSED) :]  # "" or " (the TLS reason)"
+            raise ConnectionLost(
+                f"the broker at {host}:{port} closed the connection{detail} before its"
+                f" welcome ({HINTS[tls is None]})"
+            ) from None
+        except ssl.SSLError as exc:
+            raise ConnectionLost(
+                f"TLS with the broker at {host}:{port} failed ({tls_reason(exc)})"
+            ) from None
         except OSError as exc:
             reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
             raise ConnectionLost(
@@ -118,7 +147,10 @@ class Transport(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
-        self._fail_all(ConnectionLost("the broker closed the connection"))
+        if isinstance(exc, ssl.SSLError):  # e.g. the broker refused our certificate
+            self._fail_all(ConnectionLost(f"{CLOSED} ({tls_reason(exc)})"))
+        else:
+            self._fail_all(ConnectionLost(CLOSED))
 
     def _fail_all(self, exc: RunqError) -> None:
         self._lost = self._lost or exc

@@ -11,12 +11,14 @@ from litestar.params import Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from runq.broker import operations as ops
+from runq.broker.access import check_job
 from runq.broker.activity import KEEP, Point
 from runq.model import Job, JobState
 from runq.model.spec import JobSpec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
 
+from .access import check_submit, grant_of
 from .bodies import read
 from .deps import BrokerDep, JobIdParam
 from .errors import ERRORS
@@ -37,9 +39,16 @@ class Jobs(Controller):
     path = "/jobs"
     tags = ["jobs"]
 
-    @post("/", summary="Submit one job", status_code=201, responses=SUBMIT_RESPONSES)
+    @post(
+        "/",
+        summary="Submit one job",
+        status_code=201,
+        responses=SUBMIT_RESPONSES,
+        opt={"access": "submit"},
+    )
     async def submit(self, broker: BrokerDep, request: Request[Any, Any, Any]) -> Response[Job]:
         data = await read(request, JobSpec)
+        check_submit(request, [data.queue])
         storable(data, "the job")
         ids = await ops.submit(broker, [data])
         job = await ops.get(broker, ids[0])
@@ -48,10 +57,15 @@ class Jobs(Controller):
         return Response(job, status_code=HTTP_201_CREATED)
 
     @post(
-        "/batch", summary="Submit many jobs in one transaction", status_code=201, responses=ERRORS
+        "/batch",
+        summary="Submit many jobs in one transaction",
+        status_code=201,
+        responses=ERRORS,
+        opt={"access": "submit"},
     )
     async def submit_batch(self, broker: BrokerDep, request: Request[Any, Any, Any]) -> Submitted:
         data = await read(request, SubmitBatch)
+        check_submit(request, {spec.queue for spec in data.jobs})
         storable(data, "the batch")
         ids = await ops.submit(broker, data.jobs)
         return Submitted(ids, ids.merged)
@@ -60,8 +74,12 @@ class Jobs(Controller):
         "/{job_id:int}",
         summary="One job: state, args, result, error and attempts",
         responses=ERRORS,
+        opt={"access": "job"},
     )
-    async def one(self, broker: BrokerDep, job_id: JobIdParam) -> Job:
+    async def one(
+        self, broker: BrokerDep, job_id: JobIdParam, request: Request[Any, Any, Any]
+    ) -> Job:
+        await check_job(broker, grant_of(request), job_id)
         return await ops.get(broker, job_id)
 
     @get("/", summary="Jobs, newest first, a page at a time", responses=ERRORS)
@@ -97,8 +115,12 @@ class Jobs(Controller):
         summary="Cancel a job that has not finished",
         status_code=200,
         responses=ERRORS,
+        opt={"access": "cancel"},
     )
-    async def cancel(self, broker: BrokerDep, job_id: JobIdParam) -> Job:
+    async def cancel(
+        self, broker: BrokerDep, job_id: JobIdParam, request: Request[Any, Any, Any]
+    ) -> Job:
+        await check_job(broker, grant_of(request), job_id)
         return await ops.cancel(broker, job_id)
 
     @post(

@@ -27,11 +27,12 @@ from litestar.template.config import TemplateConfig
 
 from runq.broker import Broker
 from runq.broker import operations as ops
-from runq.errors import RunqError, UnknownJob
+from runq.errors import RunqError, Unauthorized, UnknownJob
 from runq.model import Job, JobState
 from runq.model.spec import MAX_JOB_ID
 
 from . import views
+from .access import viewer
 from .deps import BrokerDep
 from .errors import status_of
 
@@ -70,6 +71,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
         optional=("scheduled", "succeeded", "cancelled"),  # columns phones leave out
         page_sizes=PAGE_SIZES,
         nav=views.NAV,
+        viewer=viewer,
     )
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))
 
@@ -231,7 +233,10 @@ def page_link(path: str, params: dict[str, str | None], cursor: int | None, limi
 
 
 def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Errors on a dashboard page answer with a page, not the API's JSON body."""
+    """Errors on a dashboard page answer with a page, not the API's JSON body; a page
+    that needs a login sends the browser to the login form."""
+    if isinstance(exc, Unauthorized):
+        return Redirect("/login?" + urlencode({"next": request.url.path}), status_code=303)
     if isinstance(exc, RunqError):
         status, message = status_of(exc), exc.message
     elif isinstance(exc, ValidationException):
@@ -242,7 +247,9 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
     else:
         log.error("internal error serving %s %s: %r", request.method, request.url.path, exc)
         status, message = 500, "Something went wrong on the broker; its log says what."
-    title = {400: "Bad request", 404: "Not found", 422: "Bad request"}.get(status, "Error")
+    title = {400: "Bad request", 403: "Not allowed", 404: "Not found", 422: "Bad request"}.get(
+        status, "Error"
+    )
     return page("error", status, title=title, message=message)
 
 
@@ -268,5 +275,7 @@ ROUTES: Final[list[Any]] = [
         },
         include_in_schema=False,
     ),
-    create_static_files_router("/static", [STATIC], name="dashboard:static"),
+    create_static_files_router(
+        "/static", [STATIC], name="dashboard:static", opt={"access": "open"}
+    ),
 ]

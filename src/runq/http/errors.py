@@ -49,6 +49,9 @@ STATUS: Final[list[tuple[type[e.RunqError], int]]] = [
     (Malformed, HTTP_400_BAD_REQUEST),
     (e.FrameTooLarge, HTTP_413_REQUEST_ENTITY_TOO_LARGE),
     (e.ProtocolError, HTTP_422_UNPROCESSABLE_ENTITY),
+    (e.Unauthorized, 401),
+    (e.TooManyAttempts, 429),
+    (e.UnknownToken, HTTP_404_NOT_FOUND),
     (e.AuthError, 403),
     (e.UnknownJob, HTTP_404_NOT_FOUND),
     (e.IllegalTransition, HTTP_409_CONFLICT),
@@ -126,4 +129,4 @@ def documented(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-ERRORS: Final = documented(400, 404, 409, 413, 422, 503)
+ERRORS: Final = documented(400, 401, 403, 404, 409, 413, 422, 429, 503)

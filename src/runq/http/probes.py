@@ -17,7 +17,13 @@ class Health(msgspec.Struct, frozen=True):
     status: str
 
 
-@get("/health", tags=["probes"], summary="The broker is alive", responses=documented(503))
+@get(
+    "/health",
+    tags=["probes"],
+    summary="The broker is alive",
+    responses=documented(503),
+    opt={"access": "open"},
+)
 async def health() -> Health:
     return Health("ok")
 
@@ -27,6 +33,7 @@ async def health() -> Health:
     tags=["probes"],
     summary="The broker takes work and its store answers",
     responses=documented(503),
+    opt={"access": "open"},
 )
 async def ready(broker: BrokerDep) -> Health:
     if not broker.accepting:

@@ -6,10 +6,15 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from litestar import Litestar
+
+from runq.http.guard import HttpLimits, protocol
+from runq.tls import ServerTls
 
 log = logging.getLogger("runq.http")
 DEFAULT_HTTP_PORT = 1280
@@ -23,11 +28,32 @@ class _InLoopServer(uvicorn.Server):
         yield
 
 
+def _ssl_options(tls: ServerTls | None) -> dict[str, Any]:
+    """uvicorn's TLS settings: the broker's certificate and, with a client CA, client
+    certificates required as on the native ports."""
+    if tls is None:
+        return {}
+    found: dict[str, Any] = {"ssl_certfile": tls.cert, "ssl_keyfile": tls.key}
+    if tls.client_ca is not None:
+        found |= {"ssl_ca_certs": tls.client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return found
+
+
 class HttpServer:
-    def __init__(self, app: Litestar, host: str = "127.0.0.1", port: int = DEFAULT_HTTP_PORT):
+    def __init__(
+        self,
+        app: Litestar,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_HTTP_PORT,
+        tls: ServerTls | None = None,
+        limits: HttpLimits | None = None,  # connections, request time, header bytes
+    ):
         self.app = app
+        self.limits = limits or HttpLimits()
         self.host = host
         self.port = port
+        self.tls = tls
+        self.scheme = "http" if tls is None else "https"
         self._server: _InLoopServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
@@ -55,6 +81,8 @@ class HttpServer:
             server_header=False,
             timeout_graceful_shutdown=2,
             timeout_keep_alive=30,
+            http=protocol(self.limits),
+            **_ssl_options(self.tls),
         )
         self._server = _InLoopServer(config)
         self._task = asyncio.ensure_future(self._server.serve(sockets=[sock]))
@@ -63,7 +91,7 @@ class HttpServer:
         if self._task.done():
             sock.close()
             self._task.result()  # raises what stopped it
-        log.info("HTTP API and dashboard on http://%s:%d/", self.host, self.port)
+        log.info("HTTP API and dashboard on %s://%s:%d/", self.scheme, self.host, self.port)
 
     async def stop(self) -> None:
         if self._server is None or self._task is None:

@@ -14,6 +14,7 @@ from runq.errors import Conflict, StaleFence
 from runq.model import ErrorInfo, Outcome
 from runq.protocol import limits as L
 
+from .access import check_queues, check_work_job
 from .bodies import read
 from .deps import BrokerDep, JobIdParam
 from .errors import ERRORS
@@ -44,11 +45,13 @@ class Work(Controller):
         summary="Claim ready jobs, waiting up to `wait` seconds; 204 when there is none",
         status_code=200,
         responses={**ERRORS, 204: ResponseSpec(None, description="No job became ready in time")},
+        opt={"access": "work"},
     )
     async def claim(
         self, broker: BrokerDep, request: Request[Any, Any, Any]
     ) -> Response[Claimed | None]:
         data = await read(request, ClaimRequest)
+        check_queues(request, data.queues)
         _check_worker(broker, data.worker)
         queues = list(dict.fromkeys(data.queues))[: L.MAX_QUEUES]
         wait = min(data.wait, broker.config.max_claim_wait)
@@ -77,11 +80,13 @@ class Work(Controller):
         summary="Extend the lease of a running job",
         status_code=200,
         responses=ERRORS,
+        opt={"access": "work"},
     )
     async def heartbeat(
         self, broker: BrokerDep, job_id: JobIdParam, request: Request[Any, Any, Any]
     ) -> Leased:
         data = await read(request, Lease)
+        await check_work_job(request, broker, job_id)
         lost = await ops.heartbeat(broker, data.worker, [(job_id, data.fence)])
         if lost:
             raise StaleFence(
@@ -95,11 +100,13 @@ class Work(Controller):
         summary="Report a job's success and result",
         status_code=200,
         responses=ERRORS,
+        opt={"access": "work"},
     )
     async def complete(
         self, broker: BrokerDep, job_id: JobIdParam, request: Request[Any, Any, Any]
     ) -> Reported:
         data = await read(request, Complete)
+        await check_work_job(request, broker, job_id)
         storable(data.result, "the result")
         outcome = Outcome(job_id, data.fence, True, data.result)
         return await _report(broker, data.worker, outcome)
@@ -109,11 +116,13 @@ class Work(Controller):
         summary="Report a failed attempt",
         status_code=200,
         responses=ERRORS,
+        opt={"access": "work"},
     )
     async def fail(
         self, broker: BrokerDep, job_id: JobIdParam, request: Request[Any, Any, Any]
     ) -> Reported:
         data = await read(request, Failure)
+        await check_work_job(request, broker, job_id)
         error = ErrorInfo(data.code, data.message, data.retryable, data.traceback)
         outcome = Outcome(job_id, data.fence, False, error=error)
         return await _report(broker, data.worker, outcome)

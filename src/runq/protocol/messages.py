@@ -16,14 +16,10 @@ from runq.model.job import Assignment, ErrorInfo, Job, Outcome
 from runq.model.output import MAX_LINES, JobLogs, OutputBatch
 from runq.model.schedule import Schedule, ScheduleSpec
 from runq.model.spec import TEN_YEARS, JobId, JobSpec, Name, Seconds
+from runq.model.token import MAX_TOKEN_TEXT
 from runq.protocol import limits as L
-
-ReqId = Annotated[int, Meta(ge=0, le=2**53)]
-
-
-class Base(msgspec.Struct, frozen=True, array_like=True, tag_field="t", omit_defaults=False):
-    pass
-
+from runq.protocol.base import Base, ReqId
+from runq.protocol.tokens import ListTokens, MakeToken, RevokeToken, TokenList, TokenMade
 
 # -- handshake (both ports) -------------------------------------------------------------
 
@@ -31,7 +27,7 @@ class Base(msgspec.Struct, frozen=True, array_like=True, tag_field="t", omit_def
 class Hello(Base, frozen=True, tag="hello"):
     role: str  # "client" or "worker"
     version: int
-    token: str | None = None
+    token: Annotated[str, Meta(max_length=MAX_TOKEN_TEXT)] | None = None
     worker_id: Name | None = None
     queues: Annotated[list[Name], Meta(max_length=L.MAX_QUEUES)] = []
     concurrency: Annotated[int, Meta(ge=1, le=L.MAX_CONCURRENCY)] = 1
@@ -274,6 +270,32 @@ class Report(Base, frozen=True, tag="report"):
     seq: Annotated[int, Meta(ge=0)]
     outcomes: Annotated[list[Outcome], Meta(max_length=L.MAX_CONCURRENCY)]
 
+    def __post_init__(self) -> None:
+        # Error texts past their bounds are cut, not refused: a refused report would
+        # close the connection, and the worker would send the same report again.
+        for n, outcome in enumerate(self.outcomes):
+            if outcome.error is not None and _too_long(outcome.error):
+                self.outcomes[n] = msgspec.structs.replace(outcome, error=_cut(outcome.error))
+
+
+def _too_long(error: ErrorInfo) -> bool:
+    tb = error.traceback
+    return (
+        len(error.message) > L.MAX_ERROR_TEXT
+        or len(error.code) > L.MAX_ERROR_CODE
+        or (tb is not None and len(tb) > L.MAX_TRACEBACK)
+    )
+
+
+def _cut(error: ErrorInfo) -> ErrorInfo:
+    tb = error.traceback
+    return ErrorInfo(
+        error.code[: L.MAX_ERROR_CODE],
+        error.message[: L.MAX_ERROR_TEXT],
+        error.retryable,
+        None if tb is None else tb[-L.MAX_TRACEBACK :],
+    )
+
 
 class Reported(Base, frozen=True, tag="reported"):
     seq: int
@@ -376,6 +398,9 @@ ClientRequest = (
     | SetRetention
     | Purge
     | Explain
+    | MakeToken
+    | ListTokens
+    | RevokeToken
 )
 ClientReply = (
     Submitted
@@ -390,6 +415,8 @@ ClientReply = (
     | RateLimitList
     | Purged
     | Explanation
+    | TokenMade
+    | TokenList
     | Error
 )
 WorkerMessage = Report | Heartbeat | Drain | Release | Status | Output | TaskSchedules
@@ -413,6 +440,7 @@ ALL_TAGS: Final = frozenset(
         *(TaskSchedules,),
         *(SetRateLimit, RemoveRateLimit, ListRateLimits, RateLimitList),
         *(SetRetention, Purge, Purged, Explain, Explanation),
+        *(MakeToken, ListTokens, RevokeToken, TokenMade, TokenList),
     )
 )
 
@@ -420,6 +448,7 @@ __all__ = [
     "AddSchedule",
     "Assign",
     "Assignment",
+    "Base",
     "Cancel",
     "CancelJobs",
     "Drain",
@@ -440,8 +469,10 @@ __all__ = [
     "ListQueues",
     "ListRateLimits",
     "ListSchedules",
+    "ListTokens",
     "ListWorkers",
     "LogsReply",
+    "MakeToken",
     "Outcome",
     "Output",
     "OutputBatch",
@@ -460,8 +491,10 @@ __all__ = [
     "RemoveSchedule",
     "Report",
     "Reported",
+    "ReqId",
     "Retried",
     "Retry",
+    "RevokeToken",
     "ScheduleList",
     "SetRateLimit",
     "SetRetention",
@@ -470,6 +503,8 @@ __all__ = [
     "Submit",
     "Submitted",
     "TaskSchedules",
+    "TokenList",
+    "TokenMade",
     "Wait",
     "Welcome",
     "WorkerInfo",

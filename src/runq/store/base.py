@@ -13,6 +13,7 @@ from runq.model import Assignment, Job, JobSpec, JobState, Outcome
 from runq.model.flow import RateLimit
 from runq.model.output import MAX_LINES, LogLine, OutputBatch
 from runq.model.schedule import Schedule, ScheduleSpec
+from runq.model.token import TokenInfo
 from runq.model.unique import SubmitIds
 
 
@@ -241,6 +242,28 @@ class Store(Protocol):
         each tick's job is inserted, with the key ``schedule:NAME:TICK``, in the
         transaction that moves the schedule's next tick on with a guarded write, so a
         tick fires once whichever broker fires it. Returns the queues that got jobs."""
+        ...
+
+    async def add_token(self, info: TokenInfo, digest: str) -> None:
+        """Keep a new token: its public part and the SHA-256 of its secret."""
+        ...
+
+    async def tokens(self) -> list[TokenInfo]:
+        """Every token, revoked and expired ones too, oldest first."""
+        ...
+
+    async def token(self, token_id: str) -> tuple[TokenInfo, str] | None:
+        """A token and its secret's digest, by id (None: no such token)."""
+        ...
+
+    async def revoke_token(self, ident: str, now: float) -> TokenInfo:
+        """Revoke the token with id ``ident`` or the one unrevoked token so named
+        (UnknownToken; Conflict when the name is shared). Revoking twice keeps the first
+        time."""
+        ...
+
+    async def has_tokens(self) -> bool:
+        """Whether any token was ever made: then every request must present one."""
         ...
 
     async def close(self) -> None: ...

@@ -25,6 +25,7 @@ from runq.model import Assignment, Outcome
 from runq.protocol import codec
 from runq.protocol import limits as L
 from runq.protocol import messages as m
+from runq.tls import TlsConfig, connect_args
 from runq.worker.executors.base import Executor, error_info
 from runq.worker.executors.builtin import BuiltinExecutor
 from runq.worker.output import FLUSH_EVERY, Output, WritesOutput
@@ -51,6 +52,7 @@ class WorkerConfig:
     reconnect_max: float = 5.0
     # brokers to fail over between, in order (empty: just host:port)
     servers: tuple[tuple[str, int], ...] = ()
+    tls: TlsConfig | None = None  # speak TLS to the broker (docs/tls.md)
 
     @property
     def addresses(self) -> tuple[tuple[str, int], ...]:
@@ -67,6 +69,7 @@ class Agent:
     def __init__(self, config: WorkerConfig, executors: Sequence[Executor] = ()) -> None:
         self.config = config
         self.id = config.worker_id
+        self._tls = None if config.tls is None else config.tls.context()  # built once
         self.executors: list[Executor] = [*executors, BuiltinExecutor()]
         self.output = Output()  # lines and progress of running jobs, not sent yet
         for executor in self.executors:
@@ -175,7 +178,7 @@ class Agent:
 
     async def _session(self) -> None:
         host, port = self.config.addresses[self._server]
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(host, port, **connect_args(self._tls, host))
         with contextlib.suppress(OSError):
             writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         decoder = codec.worker_side()

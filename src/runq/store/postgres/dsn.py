@@ -37,11 +37,11 @@ def parse_url(url: str) -> PgUrl:
     """Check a store URL without connecting; raises ConfigError with one line."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
-        raise ConfigError(f"not a PostgreSQL URL: {_hide_password(url)!r}")
+        raise ConfigError(f"not a PostgreSQL URL: {hide_password(url)!r}")
     try:
         port = parts.port
     except ValueError:
-        raise ConfigError(f"bad port in store URL {_hide_password(url)!r}") from None
+        raise ConfigError(f"bad port in store URL {hide_password(url)!r}") from None
     params = parse_qsl(parts.query, keep_blank_values=True)
     own = {k: v for k, v in params if k in ("schema", "pool_size")}
     rest = [(k, v) for k, v in params if k not in own]
@@ -64,7 +64,7 @@ def _pool_size(text: str | None) -> int:
     return int(text)
 
 
-def _hide_password(url: str) -> str:
+def hide_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url

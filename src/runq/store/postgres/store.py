@@ -22,11 +22,20 @@ from runq.model.flow import RateLimit
 from runq.model.output import MAX_LINES, LogLine, OutputBatch
 from runq.model.retry import DEFAULT_RETRY
 from runq.model.schedule import Schedule, ScheduleSpec
+from runq.model.token import TokenInfo
 from runq.model.unique import SubmitIds, any_unique
 from runq.store import deps, rows
 from runq.store.base import ReportResult, Requeued
 from runq.store.flow import has_keys
-from runq.store.postgres import deps_ops, flow, ops, output, retention_ops, schedule_ops
+from runq.store.postgres import (
+    deps_ops,
+    flow,
+    ops,
+    output,
+    retention_ops,
+    schedule_ops,
+    token_ops,
+)
 from runq.store.postgres.dsn import PgUrl, parse_url
 from runq.store.postgres.listen import Listener, OnFinished, OnReady
 from runq.store.postgres.migrate import migrate
@@ -68,6 +77,7 @@ class PostgresStore:
         self._q = load_queries("runq.store.postgres")
         self._q.update(load_queries("runq.store.postgres", "deps.sql"))
         self._q.update(load_queries("runq.store.postgres", "flow.sql"))
+        self._q.update(load_queries("runq.store.postgres", "tokens.sql"))
         self._retry = retry
         self._rand = rand or random.Random()
         self._pool: asyncpg.Pool | None = None
@@ -252,6 +262,21 @@ class PostgresStore:
 
     async def count_ahead(self, job: Job) -> int:
         return await self._run(partial(retention_ops.count_ahead, self._q, job), tx=False)
+
+    async def add_token(self, info: TokenInfo, digest: str) -> None:
+        await self._run(partial(token_ops.add, self._q, info, digest))
+
+    async def tokens(self) -> list[TokenInfo]:
+        return await self._run(partial(token_ops.listing, self._q), tx=False)
+
+    async def token(self, token_id: str) -> tuple[TokenInfo, str] | None:
+        return await self._run(partial(token_ops.by_id, self._q, token_id), tx=False)
+
+    async def revoke_token(self, ident: str, now: float) -> TokenInfo:
+        return await self._run(partial(token_ops.revoke, self._q, ident, now))
+
+    async def has_tokens(self) -> bool:
+        return await self._run(partial(token_ops.any_token, self._q), tx=False)
 
     async def add_schedule(self, spec: ScheduleSpec, now: float) -> Schedule:
         return await self._run(partial(schedule_ops.add, self._q, spec, now))

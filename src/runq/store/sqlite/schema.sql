@@ -138,3 +138,14 @@ CREATE TABLE queue_settings (
     updated_at  REAL NOT NULL
 );
 CREATE INDEX jobs_finished_queue ON jobs (queue, finished_at) WHERE finished_at IS NOT NULL;
+
+-- access tokens (see 012_tokens.sql)
+CREATE TABLE tokens (
+    id          TEXT PRIMARY KEY,  -- the token's public id (12 hex digits)
+    name        TEXT NOT NULL,
+    digest      TEXT NOT NULL,     -- hex SHA-256 of the secret
+    scopes      TEXT NOT NULL,     -- JSON list: admin, read, submit:QUEUE, work:QUEUE
+    created_at  REAL NOT NULL,
+    expires_at  REAL,              -- NULL: never
+    revoked_at  REAL               -- NULL: in force
+);

@@ -18,6 +18,7 @@ from runq.model.flow import RateLimit
 from runq.model.output import MAX_LINES, LogLine, OutputBatch
 from runq.model.retry import DEFAULT_RETRY
 from runq.model.schedule import Schedule, ScheduleSpec
+from runq.model.token import TokenInfo
 from runq.model.unique import SubmitIds, any_unique
 from runq.store import deps, rows
 from runq.store.base import ReportResult, Requeued
@@ -26,7 +27,15 @@ from runq.store.migrate import migrate
 from runq.store.queries import load_queries
 from runq.store.retention import finished_states
 from runq.store.schedules import FIRE_BATCH
-from runq.store.sqlite import deps_ops, flow, ops, output, retention_ops, schedule_ops
+from runq.store.sqlite import (
+    deps_ops,
+    flow,
+    ops,
+    output,
+    retention_ops,
+    schedule_ops,
+    token_ops,
+)
 from runq.store.sqlite.checkpoint import Checkpointer
 from runq.store.sqlite.writer import Writer
 
@@ -58,6 +67,7 @@ class SqliteStore:
         self._q = load_queries("runq.store.sqlite")
         self._q.update(load_queries("runq.store.sqlite", "deps.sql"))
         self._q.update(load_queries("runq.store.sqlite", "flow.sql"))
+        self._q.update(load_queries("runq.store.sqlite", "tokens.sql"))
         self._multi_insert = ops.multi_insert(self._q)
         self._retry = retry
         self._rand = rand or random.Random()
@@ -200,6 +210,21 @@ class SqliteStore:
 
     async def count_ahead(self, job: Job) -> int:
         return await self._read(partial(retention_ops.count_ahead, self._q, job))
+
+    async def add_token(self, info: TokenInfo, digest: str) -> None:
+        await self._write(partial(token_ops.add, self._q, info, digest))
+
+    async def tokens(self) -> list[TokenInfo]:
+        return await self._read(partial(token_ops.listing, self._q))
+
+    async def token(self, token_id: str) -> tuple[TokenInfo, str] | None:
+        return await self._read(partial(token_ops.by_id, self._q, token_id))
+
+    async def revoke_token(self, ident: str, now: float) -> TokenInfo:
+        return await self._write(partial(token_ops.revoke, self._q, ident, now))
+
+    async def has_tokens(self) -> bool:
+        return await self._read(partial(token_ops.any_token, self._q))
 
     async def add_schedule(self, spec: ScheduleSpec, now: float) -> Schedule:
         return await self._write(partial(schedule_ops.add, self._q, spec, now))
