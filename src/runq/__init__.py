@@ -10,12 +10,15 @@ from runq.client import AsyncClient, Client, JobFailed
 from runq.client.workflow import chain, group, step
 from runq.current import progress
 from runq.errors import Permanent, RunqError
+from runq.files import Artifact, File
 from runq.model import Job, JobSpec, JobState
 from runq.tasks import Registry, task
 
 __all__ = [
+    "Artifact",
     "AsyncClient",
     "Client",
+    "File",
     "Job",
     "JobFailed",
     "JobSpec",

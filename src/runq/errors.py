@@ -97,6 +97,26 @@ class AlreadyQueued(Conflict):
         self.job_id = job_id
 
 
+class FileError(RunqError):
+    """A file could not be stored or read: over a limit, unknown, not complete."""
+
+    code = "file_error"
+
+
+class FileMismatch(FileError):
+    """An upload's bytes do not match its declared size or SHA-256."""
+
+    code = "file_mismatch"
+
+
+class FileTooLarge(FileError):
+    code = "file_too_large"
+
+
+class UnknownFile(FileError):
+    code = "unknown_file"
+
+
 class ConnectionLost(RunqError):
     code = "connection_lost"
 

@@ -49,6 +49,11 @@ REQUESTS: dict[str, Callable[[World], Any]] = {
     "maketoken": lambda w: m.MakeToken(1, ["admin"], "sneaky"),
     "tokens": lambda w: m.ListTokens(1),
     "revoketoken": lambda w: m.RevokeToken(1, "admin"),
+    "openupload": lambda w: m.OpenUpload(1, "a.txt", 5, "a" * 64),
+    "resumeupload": lambda w: m.ResumeUpload(1, "0" * 32),
+    "uploadchunk": lambda w: m.UploadChunk(1, "0" * 32, 0, b"hello"),
+    "finishupload": lambda w: m.FinishUpload(1, "0" * 32),
+    "readfile": lambda w: m.ReadFile(1, "0" * 32, 0, 5, w.job_q1),
 }
 READS = {"get", "wait", "list", "stats", "workers", "queues", "logs", "schedules", "limits"}
 READS |= {"explain"}
@@ -101,6 +106,8 @@ def wrong_scope(w: World, name: str) -> tuple[str, Any]:
         return w.tokens.submit, m.Submit(1, [JobSpec("echo", queue="q2")])
     if name in ("get", "wait", "cancel"):  # a submit token, a job of another queue
         return w.tokens.submit, msgspec.structs.replace(REQUESTS[name](w), id=w.job_q2)
+    if name == "readfile":  # a submit token, a file of a job of another queue
+        return w.tokens.submit, msgspec.structs.replace(REQUESTS[name](w), job=w.job_q2)
     if name in READS:
         return w.tokens.submit, REQUESTS[name](w)
     return w.tokens.read, REQUESTS[name](w)

@@ -15,7 +15,6 @@ import pwd
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -512,7 +511,9 @@ def test_command_environment_is_scrubbed_and_its_directory_is_fresh(
     }
     assert pwds[0] != pwds[1], pwds  # one fresh directory per job
     for workdir in pwds:
-        assert workdir.parent == Path(tempfile.gettempdir()), workdir
+        # the job's own directory, in the worker's work root (a temporary directory)
+        assert workdir.name.startswith("job-"), workdir
+        assert workdir.parent.name.startswith("runq-work-"), workdir
         assert not workdir.exists()  # removed once the command finished
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from runq import errors
 from runq.errors import FrameTooLarge, ProtocolError, RunqError
 from runq.model import Assignment, ErrorInfo, Job, JobSpec, JobState, Outcome
+from runq.model.files import FileRef
 from runq.model.flow import RateLimit
 from runq.model.output import JobLogs, LogLine, OutputBatch
 from runq.model.schedule import CatchUp, Schedule, ScheduleSpec
@@ -179,6 +180,15 @@ SAMPLES: list[msgspec.Struct] = [
     m.RevokeToken(19, "web"),
     m.TokenMade(16, TokenInfo("0123456789ab", "web", ["read"], 1.5, 86401.5), "runq_x_y"),
     m.TokenList(18, [TokenInfo("0123456789ab", "web", ["read"], 1.5, None, 2.5)]),
+    m.OpenUpload(1, "photo.jpg", 10, "a" * 64),
+    m.OpenArtifact(2, 7, 3, "out.gz", 0, "b" * 64),
+    m.ResumeUpload(3, "0" * 32),
+    m.UploadChunk(4, "0" * 32, 0, b"data"),
+    m.FinishUpload(5, "0" * 32),
+    m.ReadFile(6, "0" * 32, 0, 512 * 1024, 7),
+    m.UploadState(1, "0" * 32, 4),
+    m.Uploaded(5, FileRef("photo.jpg", "0" * 32, 10, "a" * 64)),
+    m.FileData(6, "0" * 32, 0, b"data", 4),
 ]
 
 
@@ -214,7 +224,8 @@ def test_every_message_type_can_be_received_by_some_peer() -> None:
 def test_each_role_receives_only_its_own_messages() -> None:
     client_port = set(members(m.TO_BROKER_CLIENT))
     worker_port = set(members(m.TO_BROKER_WORKER))
-    assert client_port & worker_port == {m.Hello}
+    shared = {m.Hello, m.ResumeUpload, m.UploadChunk, m.FinishUpload, m.ReadFile}
+    assert client_port & worker_port == shared
     assert m.Heartbeat not in client_port and m.Report not in client_port
     assert m.Submit not in worker_port and m.Get not in worker_port
 

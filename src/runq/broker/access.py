@@ -6,6 +6,10 @@ the same words: see http/guard). A refusal raises Forbidden and changes nothing.
 - ``submit:Q``: submit jobs to queue Q, and get, wait for and cancel jobs of Q.
 - ``work:Q``: run jobs of queue Q on the worker port (or the HTTP work routes); nothing
   on the client port.
+
+Files: uploading an input needs a submit scope (or admin); reading a file, a token that
+may see its job (broker/files.py checks which job). On the worker port a worker uploads
+the artifacts of the jobs it holds and reads their inputs (broker/files.py checks).
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ def _worker(grant: Grant, msg: Any) -> bool:
     return True  # its queues were checked at hello; its jobs are its own
 
 
+def _upload(grant: Grant, msg: Any) -> bool:
+    return grant.admin or bool(grant.submit)
+
+
 RULES: Final[dict[type, tuple[Rule, str]]] = {
     m.Submit: (_submit, "submit to this queue"),
     m.Get: (_own_jobs, "read jobs"),
@@ -69,14 +77,29 @@ RULES: Final[dict[type, tuple[Rule, str]]] = {
             *(m.ListSchedules, m.ListRateLimits, m.Explain),
         )
     },
+    **{
+        t: (_upload, "upload files")
+        for t in (m.OpenUpload, m.ResumeUpload, m.UploadChunk, m.FinishUpload)
+    },
+    m.ReadFile: (_own_jobs, "read files"),
     m.TaskSchedules: (_declare, "schedule jobs on this queue"),
-    **{t: (_worker, "") for t in (m.Report, m.Heartbeat, m.Drain, m.Release, m.Status, m.Output)},
+    **{
+        t: (_worker, "")
+        for t in (m.Report, m.Heartbeat, m.Drain, m.Release, m.Status, m.Output, m.OpenArtifact)
+    },
+}
+# Messages both ports take, as the worker port sees them (the handler checks the job).
+WORKER_RULES: Final[dict[type, tuple[Rule, str]]] = {
+    t: (_worker, "")
+    for t in (m.OpenArtifact, m.ResumeUpload, m.UploadChunk, m.FinishUpload, m.ReadFile)
 }
 
 
-def check(grant: Grant, msg: Any) -> None:
-    """Forbidden unless ``grant`` allows ``msg`` (a type not in the table: admin only)."""
-    rule, what = RULES.get(type(msg), (_admin, "administer this broker"))
+def check(grant: Grant, msg: Any, role: str = "client") -> None:
+    """Forbidden unless ``grant`` allows ``msg`` on the ``role`` port (a type not in the
+    table: admin only)."""
+    found = WORKER_RULES.get(type(msg)) if role == "worker" else None
+    rule, what = found or RULES.get(type(msg), (_admin, "administer this broker"))
     if not rule(grant, msg):
         raise Forbidden(f"this token may not {what}")
 

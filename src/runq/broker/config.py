@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runq.model import files as F
 from runq.protocol import limits as L
 from runq.tls import ServerTls
 
@@ -37,3 +38,10 @@ class BrokerConfig:
     insecure: bool = False  # may listen beyond loopback with no token in the store
     auth_failures: int = 10  # failed token checks one address may make per window...
     auth_window: float = 60.0  # ...of this many seconds; then it is refused unheard
+    # Files (job inputs and artifacts, docs/files.md): refused at the upload's open,
+    # before anything is stored, when over a limit.
+    max_file_size: int = F.DEFAULT_MAX_FILE  # bytes of one file (1 GiB)
+    # bytes of one job's inputs together, and of one attempt's artifacts (1 GiB)
+    max_job_files: int = F.DEFAULT_MAX_JOB_FILES
+    max_stored_bytes: int | None = None  # bytes of every blob kept together (None: no quota)
+    file_grace: float = 3600.0  # seconds an unfinished upload or unused input is kept

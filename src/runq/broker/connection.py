@@ -19,6 +19,7 @@ from runq.protocol import messages as m
 
 if TYPE_CHECKING:
     from runq.broker.dispatch import WorkerSession
+    from runq.broker.files import Transfers
     from runq.broker.server import Broker
 
 log = logging.getLogger("runq.broker")
@@ -37,6 +38,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.greeted = False
         self.session: WorkerSession | None = None
+        self.transfers: Transfers | None = None  # its uploads and reads (broker/files.py)
         self.grant = Grant([])  # what its token allows: nothing until hello
         self.peer = "?"
         self.address = "?"  # the peer's IP address, without its port
@@ -117,7 +119,7 @@ class Connection(asyncio.Protocol):
             self.fail(0, ProtocolError("hello was already sent on this connection"))
             return
         try:
-            access.check(self.grant, msg)
+            access.check(self.grant, msg, self.role)
         except RunqError as exc:
             self._refuse(msg, exc)
             return

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from runq.broker.server import Broker
 
 log = logging.getLogger("runq.broker")
+NONE: frozenset[str] = frozenset()
 
 
 @dataclass(eq=False)
@@ -35,15 +36,26 @@ class WorkerSession:
     status: m.Status | None = None  # its last status message
     # held while its output is stored: its lines go in in order, and before its report
     output_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # the input files it may read, by job (broker/files.py); (job, fence) -> artifacts
+    # opened as (count, bytes)
+    inputs: dict[int, frozenset[str]] = field(default_factory=dict)
+    artifacts: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
 
     @property
     def free(self) -> int:
         return self.concurrency - len(self.inflight)
 
     def assign(self, jobs: list[Assignment]) -> None:
+        if len(self.inputs) > 2 * self.concurrency:  # forget the jobs it no longer holds
+            self.inputs = {j: b for j, b in self.inputs.items() if j in self.inflight}
         for job in jobs:
             self.inflight[job.id] = job.fence
+            self.inputs[job.id] = frozenset(f.blob for f in job.files) if job.files else NONE
         self.conn.send(m.Assign(jobs))
+
+    def may_read(self, blob: str) -> bool:
+        """``blob`` is an input of a job this worker holds."""
+        return any(blob in b and j in self.inflight for j, b in self.inputs.items())
 
     def describe(self) -> m.WorkerInfo:
         return m.WorkerInfo(

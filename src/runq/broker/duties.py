@@ -15,6 +15,7 @@ log = logging.getLogger("runq.broker")
 PURGE_BATCH = 1000  # finished jobs deleted in one transaction
 PURGE_ROUNDS = 10  # batches in one purge call
 SCHEDULE_EVERY = 0.5  # seconds between looks for due schedule ticks
+BLOB_SWEEP_EVERY = 60.0  # seconds between sweeps of files nobody needs
 
 
 class Duties:
@@ -105,10 +106,19 @@ class Duties:
                 break
         return gone, rounds
 
+    async def sweep_blobs(self, now: float) -> int:
+        """Files nobody needs go, with their bytes: uploads left unfinished and inputs no
+        job named for ``file_grace`` seconds, artifacts of attempts whose report was not
+        accepted once their job finished (store/base.FileStore.sweep_blobs)."""
+        gone = await self.broker.store.sweep_blobs(now, self.broker.config.file_grace)
+        if gone:
+            log.info("swept %d file(s) nobody needs", gone)
+        return gone
+
     async def run(self) -> None:
         cfg = self.broker.config
         loop = asyncio.get_running_loop()
-        next_sweep = next_purge = next_publish = next_fire = loop.time()
+        next_sweep = next_purge = next_publish = next_fire = next_blobs = loop.time()
         while True:
             try:
                 await self.promote(self.broker.clock())
@@ -121,6 +131,9 @@ class Duties:
                 if loop.time() >= next_purge:
                     await self.purge(self.broker.clock())
                     next_purge = loop.time() + cfg.purge_every
+                if loop.time() >= next_blobs:
+                    await self.sweep_blobs(self.broker.clock())
+                    next_blobs = loop.time() + BLOB_SWEEP_EVERY
                 if loop.time() >= next_publish:
                     await self.broker.cluster.publish(self.broker.clock())
                     next_publish = loop.time() + PUBLISH_EVERY

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from runq.broker import access, retention, tokens
+from runq.broker import access, files, retention, tokens
 from runq.broker import operations as ops
 from runq.protocol import messages as m
 
@@ -116,6 +116,39 @@ async def revoke_token(broker: Broker, conn: Connection, msg: m.RevokeToken) -> 
     tokens.close_connections(broker, info.id)  # this one too, once it has its answer
 
 
+# -- files (both ports: inputs from clients, artifacts from workers) -------------------
+
+
+async def open_upload(broker: Broker, conn: Connection, msg: m.OpenUpload) -> None:
+    info = await files.open_upload(broker, conn, msg.name, msg.size, msg.sha256)
+    conn.send(m.UploadState(msg.req, info.id, 0))
+
+
+async def open_artifact(broker: Broker, conn: Connection, msg: m.OpenArtifact) -> None:
+    attempt = (msg.job, msg.fence)
+    info = await files.open_upload(broker, conn, msg.name, msg.size, msg.sha256, attempt)
+    conn.send(m.UploadState(msg.req, info.id, 0))
+
+
+async def resume_upload(broker: Broker, conn: Connection, msg: m.ResumeUpload) -> None:
+    info = await files.resume(broker, conn, msg.blob)
+    conn.send(m.UploadState(msg.req, info.id, info.size if info.complete else info.received))
+
+
+async def upload_chunk(broker: Broker, conn: Connection, msg: m.UploadChunk) -> None:
+    received = await files.write(broker, conn, msg.blob, msg.offset, msg.data)
+    conn.send(m.UploadState(msg.req, msg.blob, received))
+
+
+async def finish_upload(broker: Broker, conn: Connection, msg: m.FinishUpload) -> None:
+    conn.send(m.Uploaded(msg.req, await files.finish(broker, conn, msg.blob)))
+
+
+async def read_file(broker: Broker, conn: Connection, msg: m.ReadFile) -> None:
+    data, info = await files.read(broker, conn, msg.blob, msg.offset, msg.length, msg.job)
+    conn.send(m.FileData(msg.req, info.id, msg.offset, data, info.size))
+
+
 # -- worker port ------------------------------------------------------------------------
 
 
@@ -218,6 +251,11 @@ CLIENT_HANDLERS: dict[type, Handler] = {
     m.MakeToken: make_token,
     m.ListTokens: list_tokens,
     m.RevokeToken: revoke_token,
+    m.OpenUpload: open_upload,
+    m.ResumeUpload: resume_upload,
+    m.UploadChunk: upload_chunk,
+    m.FinishUpload: finish_upload,
+    m.ReadFile: read_file,
 }
 
 WORKER_HANDLERS: dict[type, Handler] = {
@@ -228,4 +266,9 @@ WORKER_HANDLERS: dict[type, Handler] = {
     m.Status: status,
     m.Output: output,
     m.TaskSchedules: task_schedules,
+    m.OpenArtifact: open_artifact,
+    m.ResumeUpload: resume_upload,
+    m.UploadChunk: upload_chunk,
+    m.FinishUpload: finish_upload,
+    m.ReadFile: read_file,
 }

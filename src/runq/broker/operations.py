@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from runq.broker import files
 from runq.broker.explain import Facts
 from runq.broker.explain import explain as explain_text
 from runq.errors import ProtocolError, ScheduleError, Unavailable, UnknownJob, UnknownLimit
@@ -34,6 +35,7 @@ async def submit(broker: Broker, specs: Sequence[JobSpec]) -> SubmitIds:
     """Store the jobs; ``merged`` positions were answered with a job already there."""
     if not broker.accepting:
         raise Unavailable("the broker is shutting down; submit to another broker or retry")
+    await files.check_specs(broker, specs)
     began = time.perf_counter()
     ids = await broker.store.submit_many(specs, broker.clock())
     broker.metrics.on_submit(specs, time.perf_counter() - began)
@@ -186,6 +188,7 @@ async def add_schedule(broker: Broker, spec: ScheduleSpec) -> Schedule:
         raise ScheduleError(
             f"schedule names starting with {TASK_PREFIX!r} belong to @runq.task(cron=...)"
         )
+    no_files(spec)
     return await broker.store.add_schedule(check(spec), broker.clock())
 
 
@@ -197,12 +200,20 @@ async def declare_schedules(broker: Broker, specs: Sequence[ScheduleSpec]) -> in
         try:
             if not spec.name.startswith(TASK_PREFIX):
                 raise ScheduleError(f"a worker's schedule name must start with {TASK_PREFIX!r}")
-            kept.append(check(spec))
+            kept.append(check(no_files(spec)))
         except ScheduleError as exc:
             log.warning("schedule %r of a worker refused: %s", spec.name, exc.message)
     if kept:
         await broker.store.upsert_schedules(kept, broker.clock())
     return len(kept)
+
+
+def no_files(spec: ScheduleSpec) -> ScheduleSpec:
+    """A schedule's job carries no input files: they would be deleted long before its
+    later ticks (uploads unused for ``file_grace`` are swept)."""
+    if spec.job.files:
+        raise ScheduleError("a schedule's job cannot carry input files")
+    return spec
 
 
 async def schedules(broker: Broker) -> list[Schedule]:

@@ -11,10 +11,11 @@ from typing import Any
 import click
 
 from runq.broker import Broker, BrokerConfig
-from runq.cli.common import duration, non_negative, positive, store_url
+from runq.cli.common import byte_size, duration, non_negative, positive, store_url
 from runq.errors import ConfigError
 from runq.http import DEFAULT_HTTP_PORT, HttpServer, build_app
 from runq.http.guard import HttpLimits
+from runq.model.files import DEFAULT_MAX_FILE, DEFAULT_MAX_JOB_FILES
 from runq.store.open import StoreConfig, open_store
 from runq.store.postgres.dsn import hide_password
 from runq.tls import ServerTls
@@ -80,6 +81,27 @@ broker_options = [
         help="With --tls-cert: require client certificates signed by this CA on every port.",
     ),
     click.option(
+        "--max-file-size",
+        default="1GiB",
+        show_default=True,
+        callback=byte_size,
+        help="Largest file a job may carry or make (500MiB, 2GiB, ...).",
+    ),
+    click.option(
+        "--max-job-files",
+        default="1GiB",
+        show_default=True,
+        callback=byte_size,
+        help="Most bytes of one job's input files, and of one attempt's artifacts.",
+    ),
+    click.option(
+        "--file-quota",
+        default="none",
+        show_default=True,
+        callback=byte_size,
+        help="Most bytes of files kept in the store in all (none: no quota).",
+    ),
+    click.option(
         "--insecure",
         is_flag=True,
         help="Listen beyond loopback (--host) even though the store has no access token.",
@@ -115,6 +137,9 @@ class BrokerOptions:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     insecure: bool = False
+    max_file_size: int | None = DEFAULT_MAX_FILE
+    max_job_files: int | None = DEFAULT_MAX_JOB_FILES
+    file_quota: int | None = None
 
     @classmethod
     def take(cls, kwargs: dict[str, Any]) -> BrokerOptions:
@@ -151,6 +176,9 @@ class RunningBroker:
             grace=opts.grace,
             retention=opts.retention,
             insecure=opts.insecure,
+            max_file_size=opts.max_file_size or DEFAULT_MAX_FILE,
+            max_job_files=opts.max_job_files or DEFAULT_MAX_JOB_FILES,
+            max_stored_bytes=opts.file_quota,
             tls=opts.server_tls(),
         )
         store = open_store(StoreConfig(url=store_url(opts.store), durability=opts.durability))

@@ -170,6 +170,26 @@ def seconds_of(value: str) -> float:
     return seconds
 
 
+SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "kib": 2**10, "m": 2**20, "mib": 2**20}
+SIZE_UNITS |= {"g": 2**30, "gib": 2**30, "t": 2**40, "tib": 2**40}
+
+
+def byte_size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``1GiB``, ``500M``, ``2048`` (bytes) into bytes; ``none`` into None."""
+    if value is None or value.strip().lower() == "none":
+        return None
+    text = value.strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = SIZE_UNITS.get(text[len(number) :].strip())
+    try:
+        size = float(number) * unit if unit is not None else -1.0
+    except ValueError:
+        size = -1.0
+    if not 0 < size <= 2**50:
+        raise click.BadParameter(f"{value!r} is not a size like 500MiB, 2GiB or 1048576")
+    return int(size)
+
+
 def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
     """A positive duration (``90s``, ``15m``, ``2h``, ``7d``); ``forever`` into None."""
     if value is None or value.strip().lower() in ("forever", "none"):

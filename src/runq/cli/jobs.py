@@ -27,6 +27,16 @@ from runq.cli.common import (
     delay as delay_option,
 )
 from runq.cli.deps import after_options, job_ids
+from runq.cli.files import (
+    file_lines,
+    file_option,
+    inputs,
+    marked,
+    output_names,
+    output_option,
+    save_artifacts,
+    with_inputs,
+)
 from runq.cli.render import (
     command_text,
     error_text,
@@ -156,6 +166,8 @@ def split_words(words: tuple[str, ...]) -> tuple[str, list[str]]:
     default=None,
     help="One job per line (TASK ARG... or JSON).",
 )
+@file_option
+@output_option
 @handle_errors
 def submit(
     words: tuple[str, ...],
@@ -180,9 +192,13 @@ def submit(
     shell: bool,
     env: tuple[str, ...],
     batch: TextIO | None,
+    file_paths: tuple[str, ...],
+    outputs: tuple[str, ...],
 ) -> None:
     """Submit a job: runq submit TASK [ARG...] (or "TASK ARG..." as one string), or a
-    command: runq submit --cmd -- ARGV..."""
+    command: runq submit --cmd -- ARGV... With --file PATH, the file goes with the job and
+    a word @NAME (its name) becomes its path on the worker."""
+    files = inputs(file_paths)  # checked before anything is sent
     if delay is not None and run_at is not None:
         raise click.UsageError("give --delay or --at, not both")
     options: dict[str, Any] = {"queue": queue, "priority": priority, "delay": delay}
@@ -194,8 +210,10 @@ def submit(
     options |= after_options(after, after_any)
     options |= flow_options(concurrency_key, max_concurrent)
     if batch is not None:
-        if words or key:
-            raise click.UsageError("--batch takes its jobs from the file; give no TASK or --key")
+        if words or key or files or outputs:
+            raise click.UsageError(
+                "--batch takes its jobs from the file; give no TASK, --key, --file or --output"
+            )
         specs = read_batch(batch, options)
         with connect(server) as client:
             send_batch(client, specs)
@@ -206,14 +224,17 @@ def submit(
         if kw:
             raise click.UsageError("--kw is for Python tasks, not --cmd")
         job_env = dict(parse_env(e) for e in env)
-        job = command_spec(list(words), shell=shell, env=job_env, key=key, **options)
+        argv = marked(list(words), files)
+        made = output_names(outputs)
+        job = command_spec(argv, shell=shell, env=job_env, outputs=made, key=key, **options)
     else:
-        if shell or env:
-            raise click.UsageError("--shell and --env go with --cmd")
+        if shell or env or outputs:
+            raise click.UsageError("--shell, --env and --output go with --cmd")
         task, args = split_words(words)
-        job = spec(task, *args, kwargs=dict(parse_kw(k) for k in kw), key=key, **options)
+        kwargs = dict(parse_kw(k) for k in kw)
+        job = spec(task, *marked(args, files), kwargs=kwargs, key=key, **options)
     with connect(server) as client:
-        ids = client.submit_many([job])
+        ids = client.submit_many([with_inputs(client, job, files)])
         job_id = ids[0]
         if not wait_:
             note = merged_note(client, job, job_id) if ids.merged else ""
@@ -323,7 +344,12 @@ def status(job_id: int, server: str | None, as_json: bool) -> None:
     """Show where a job is: state, worker, attempts, times."""
     with connect(server) as client:
         job = client.get(job_id)
-    click.echo(to_json(job_dict(job)) if as_json else status_line(job))
+    if as_json:
+        click.echo(to_json(job_dict(job)))
+        return
+    click.echo(status_line(job))
+    for line in file_lines(job):
+        click.echo(line)
 
 
 @click.command()
@@ -333,12 +359,26 @@ def status(job_id: int, server: str | None, as_json: bool) -> None:
 @click.option(
     "--timeout", type=float, default=None, callback=positive, help="Seconds to wait at most."
 )
+@click.option(
+    "--out",
+    "out",
+    default=None,
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Save the job's artifacts (files it made) in DIR and print their paths.",
+)
 @json_option
 @handle_errors
 def result(
-    job_id: int, server: str | None, wait_: bool, timeout: float | None, as_json: bool
+    job_id: int,
+    server: str | None,
+    wait_: bool,
+    timeout: float | None,
+    out: str | None,
+    as_json: bool,
 ) -> None:
     """Print a job's result (exit 1 if it failed or was cancelled)."""
+    saved = []
     with connect(server) as client:
         if wait_ or timeout is not None:
             try:
@@ -347,7 +387,11 @@ def result(
                 fail(exc.message)
         else:
             job = client.get(job_id)
+        if out is not None:
+            saved = save_artifacts(client, job, out)
     show_result(job, as_json)
+    for path in saved:
+        click.echo(str(path), err=as_json)  # with --json, stdout stays one document
 
 
 def show_result(job: Job, as_json: bool) -> None:

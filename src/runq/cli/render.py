@@ -10,6 +10,7 @@ import msgspec
 
 from runq.cli.deps import waiting_line
 from runq.model import Job, JobState
+from runq.model.files import ARTIFACT_MARKER, is_artifact, walk
 
 
 def to_json(value: Any) -> str:
@@ -81,10 +82,31 @@ def error_text(job: Job) -> str:
     return f"{job.error.code}: {job.error.message}"
 
 
+def size_text(size: int) -> str:
+    amount = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{size} bytes" if unit == "bytes" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    raise AssertionError("unreachable")
+
+
+def artifact_text(value: dict[str, Any]) -> str:
+    size = value.get("size")
+    return (
+        f"artifact {value[ARTIFACT_MARKER]} ({size_text(size) if isinstance(size, int) else '?'})"
+    )
+
+
 def result_text(value: Any) -> str:
+    """A result for people: text as it is, an artifact as its name and size (``runq
+    result N --out DIR`` saves it), anything else as JSON."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    if is_artifact(value):
+        return artifact_text(value)
+    shown = walk(value, lambda v: f"<{artifact_text(v)}>" if is_artifact(v) else None)
+    return json.dumps(shown, ensure_ascii=False)
 
 
 def command_text(result: Any) -> str:

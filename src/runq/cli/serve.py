@@ -162,6 +162,12 @@ def server(no_migrate: bool, **kwargs: Any) -> None:
     callback=positive,
     help="Bytes kept of each of a command's stdout and stderr.",
 )
+@click.option(
+    "--workroot",
+    default=None,
+    metavar="DIR",
+    help="Where jobs' working directories go (default: a temporary directory).",
+)
 @click.option("--log-level", default="info", show_default=True)
 @handle_errors
 def worker(
@@ -188,6 +194,7 @@ def worker(
     limit_nproc: int | None,
     limit_fsize: int | None,
     limit_output: int,
+    workroot: str | None,
     log_level: str,
 ) -> None:
     """Run a worker: connect to a broker and run the jobs it assigns.
@@ -204,7 +211,7 @@ def worker(
     options: dict[str, Any] = {"host": host, "port": port, "pool": pool_name, "servers": servers}
     options["queues"] = parse_csv(queues) or ("default",)
     options |= {"concurrency": concurrency, "worker_id": worker_id}
-    options |= {"token": token(), "tls": tls_config()}
+    options |= {"token": token(), "tls": tls_config(), "workroot": workroot}
     config = WorkerConfig(**{k: v for k, v in options.items() if v})
     tasks = bool(modules or apps)
     prefetch = (4 * config.concurrency if tasks else 0) if prefetch is None else prefetch

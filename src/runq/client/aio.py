@@ -10,14 +10,18 @@ import asyncio
 import builtins
 import datetime
 import math
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from runq.client import files
 from runq.client.transport import DEFAULT_PORT, Transport, parse_servers
 from runq.errors import (
     ConnectionLost,
+    FileError,
     FrameTooLarge,
     InvalidArguments,
     RunqError,
@@ -25,6 +29,7 @@ from runq.errors import (
     Unavailable,
 )
 from runq.model import TERMINAL_STATES, Job, JobSpec, JobState
+from runq.model.files import FileRef, check_name
 from runq.model.flow import RateLimit, parse_rate
 from runq.model.output import MAX_LINES, JobLogs, LogLine
 from runq.model.schedule import DEFAULT_CATCH_UP, DEFAULT_TZ, Schedule, ScheduleSpec, check
@@ -155,18 +160,24 @@ def rate_limit(scope: str, name: str, rate: str, burst: float | None) -> RateLim
 
 
 def command_spec(
-    argv: Sequence[str],
+    argv: Sequence[Any],
     *,
     shell: bool = False,
     env: Mapping[str, str] | None = None,
     retry_on_failure: bool = True,
+    outputs: Sequence[str] | None = None,
     **options: Any,
 ) -> JobSpec:
+    """A command job: ``argv`` strings (or file markers, which become the paths of the
+    job's input files); ``outputs`` names files the command writes in its directory,
+    which the worker keeps as the job's artifacts."""
     kw: dict[str, Any] = {}
     if shell:
         kw["shell"] = True
     if env:
         kw["env"] = dict(env)
+    if outputs:
+        kw["outputs"] = [check_name(n) for n in outputs]
     if not retry_on_failure:
         kw["retry_on_failure"] = False
     return spec(COMMAND_TASK, *argv, kwargs=kw, **options)
@@ -286,14 +297,22 @@ class AsyncClient:
     # -- submitting --------------------------------------------------------------------
 
     async def submit(self, task: str | Callable[..., Any], *args: Any, **options: Any) -> int:
-        """Submit one job; returns its id once the broker has stored it."""
-        job = spec(task, *args, **options)
+        """Submit one job; returns its id once the broker has stored it. Each
+        ``runq.File`` in the arguments is uploaded first, and the task gets its path."""
+        job = await self._spec(task, args, options)
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if not self._batch:
             asyncio.get_running_loop().call_soon(self._send_batch)
         self._batch.append(job)
         self._batch_futures.append(fut)
         return await fut
+
+    async def _spec(
+        self, task: str | Callable[..., Any], args: tuple[Any, ...], options: dict[str, Any]
+    ) -> JobSpec:
+        """The checked spec, with its ``runq.File`` arguments uploaded (after the check)."""
+        args, options, wanted = files.mark(args, options)
+        return await files.upload_all(self._conn, spec(task, *args, **options), wanted)
 
     def _send_batch(self) -> None:
         specs, futures = self._batch, self._batch_futures
@@ -333,7 +352,7 @@ class AsyncClient:
 
     async def submit_one(self, task: str | Callable[..., Any], *args: Any, **options: Any) -> int:
         """Submit one job in its own request (no coalescing): for blocking callers."""
-        job = spec(task, *args, **options)
+        job = await self._spec(task, args, options)
         reply = await self._call(lambda req: m.Submit(req, [job]))
         job_id: int = reply.ids[0]
         return job_id
@@ -380,6 +399,31 @@ class AsyncClient:
             return joined(first, await self._submit_frame(specs[half:]))
         reply: m.Submitted = await t.request(frame, req)
         return SubmitIds(reply.ids, reply.merged)
+
+    # -- files -------------------------------------------------------------------------
+
+    async def upload(self, path: str | os.PathLike[str], name: str | None = None) -> FileRef:
+        """Send a local file as a job input (resumed if the connection drops); name the
+        returned FileRef in ``JobSpec.files`` and point at it with ``{"runq.file": name}``.
+        ``submit`` does this for each ``runq.File`` argument."""
+        return await files.upload(self._conn, path, name)
+
+    async def download_file(
+        self, ref: FileRef, dest: str | os.PathLike[str], job_id: int | None = None
+    ) -> Path:
+        """Fetch a stored file (an input or artifact of job ``job_id``) into ``dest``,
+        which appears only once the whole file arrived with the right SHA-256."""
+        return await files.download_file(self._conn, ref, dest, job_id)
+
+    async def download(
+        self, job_id: int, directory: str | os.PathLike[str] = "."
+    ) -> builtins.list[Path]:
+        """Fetch every artifact of the job into ``directory``; their paths."""
+        refs = files.artifacts_of((await self.get(job_id)).result)
+        if len({r.name for r in refs}) != len(refs):
+            raise FileError(f"job {job_id} has two artifacts with one name")
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        return [await self.download_file(r, Path(directory) / r.name, job_id) for r in refs]
 
     # -- asking ------------------------------------------------------------------------
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import os
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from runq.client.aio import FOLLOW_POLL, AsyncClient
 from runq.model import TERMINAL_STATES, Job, JobSpec
+from runq.model.files import FileRef
 from runq.model.flow import RateLimit
 from runq.model.output import MAX_LINES, JobLogs, LogLine
 from runq.model.schedule import Schedule
@@ -58,6 +61,17 @@ class Client:
 
     def submit_many(self, jobs: Iterable[JobSpec | Mapping[str, Any]]) -> SubmitIds:
         return self._run(self._aio.submit_many(jobs))
+
+    def upload(self, path: str | os.PathLike[str], name: str | None = None) -> FileRef:
+        return self._run(self._aio.upload(path, name))
+
+    def download_file(
+        self, ref: FileRef, dest: str | os.PathLike[str], job_id: int | None = None
+    ) -> Path:
+        return self._run(self._aio.download_file(ref, dest, job_id))
+
+    def download(self, job_id: int, directory: str | os.PathLike[str] = ".") -> builtins.list[Path]:
+        return self._run(self._aio.download(job_id, directory))
 
     def get(self, job_id: int) -> Job:
         return self._run(self._aio.get(job_id))

@@ -20,6 +20,7 @@ from runq.tls import connect_args
 from runq.tls import reason as tls_reason
 
 DEFAULT_PORT = 1209
+CHUNKS_IN_FLIGHT = 8  # the broker lets 16 wait per connection
 CLOSED = "the broker closed the connection"
 HINTS = {  # why a broker may close a connection before its welcome, with TLS or without
     True: "does it serve TLS? then trust its CA: tls_ca, --tls-ca or $RUNQ_TLS_CA",
@@ -69,6 +70,8 @@ class Transport(asyncio.Protocol):
         self._welcome: asyncio.Future[m.Welcome] | None = None
         self._lost: RunqError | None = None
         self.max_frame = L.MAX_FRAME  # the broker's limit, learnt from its welcome
+        # upload chunks in flight on this connection, over all uploads (client/files.py)
+        self.chunks = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
 
     @classmethod
     async def open(

@@ -18,6 +18,7 @@ from . import (
     api,
     dashboard,
     explain,
+    files,
     limits,
     login,
     logs,
@@ -44,6 +45,7 @@ def build_app(broker: Broker) -> Litestar:
         return broker
 
     routes = [*api.ROUTES, *schedules.ROUTES, *logs.ROUTES, *explain.ROUTES, *limits.ROUTES]
+    routes += files.ROUTES
     routes += [work.Work, openapi_document]
     v1 = Router(API_PREFIX, route_handlers=routes)
     return Litestar(

@@ -35,6 +35,7 @@ from . import views
 from .access import viewer
 from .deps import BrokerDep
 from .errors import status_of
+from .files import files_of
 
 log = logging.getLogger("runq.http")
 
@@ -153,7 +154,8 @@ async def job(broker: BrokerDep, job_id: FromPath[str]) -> Template:
     if found is None:
         shown = job_id if len(job_id) <= 40 else job_id[:40] + "…"
         return not_found(f"There is no job {shown}: it never existed or has been purged.")
-    return page("job", now=broker.clock(), job=found, sig=views.signature(found))
+    sig = views.signature(found)
+    return page("job", now=broker.clock(), job=found, sig=sig, files=files_of(found))
 
 
 @get("/failed", name="dashboard:failed")

@@ -8,6 +8,7 @@ from typing import Any, Final
 import msgspec
 
 from runq.errors import IllegalTransition
+from runq.model.files import FileRef
 
 
 class JobState(enum.StrEnum):
@@ -98,6 +99,7 @@ class Job(msgspec.Struct, frozen=True, omit_defaults=False):
     progress: float | None = None
     progress_message: str | None = None
     after: list[int] = []  # the jobs it depends on (JobSpec.after); single-job reads only
+    files: list[FileRef] = []  # its input files (JobSpec.files)
 
     @property
     def finished(self) -> bool:
@@ -116,6 +118,8 @@ class Assignment(msgspec.Struct, frozen=True, array_like=True):
     max_attempts: int
     timeout: float | None = None
     queue: str = ""  # the job's queue (for the broker's figures; workers need not look)
+    files: list[FileRef] = []  # input files the worker downloads before it starts the job
+    workdir: str | None = None  # set by the worker itself: where the job's files are
 
 
 class Outcome(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 from msgspec import Meta
 
+from runq.model.files import MAX_FILES, FileRef
+
 DEFAULT_QUEUE: Final = "default"
 COMMAND_TASK: Final = "runq.command"  # the task name of command jobs
 DEFAULT_MAX_ATTEMPTS: Final = 3
@@ -60,6 +62,7 @@ class JobSpec(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fi
     # over every worker and broker (both or neither; docs/scheduling.md)
     concurrency_key: Key | None = None
     max_concurrent: MaxConcurrent | None = None
+    files: Annotated[list[FileRef], Meta(max_length=MAX_FILES)] = []  # uploaded inputs
 
     def __post_init__(self) -> None:
         if self.after and self.unique_for is not None:

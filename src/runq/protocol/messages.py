@@ -19,6 +19,17 @@ from runq.model.spec import TEN_YEARS, JobId, JobSpec, Name, Seconds
 from runq.model.token import MAX_TOKEN_TEXT
 from runq.protocol import limits as L
 from runq.protocol.base import Base, ReqId
+from runq.protocol.files import (
+    FileData,
+    FinishUpload,
+    OpenArtifact,
+    OpenUpload,
+    ReadFile,
+    ResumeUpload,
+    UploadChunk,
+    Uploaded,
+    UploadState,
+)
 from runq.protocol.tokens import ListTokens, MakeToken, RevokeToken, TokenList, TokenMade
 
 # -- handshake (both ports) -------------------------------------------------------------
@@ -401,6 +412,11 @@ ClientRequest = (
     | MakeToken
     | ListTokens
     | RevokeToken
+    | OpenUpload
+    | ResumeUpload
+    | UploadChunk
+    | FinishUpload
+    | ReadFile
 )
 ClientReply = (
     Submitted
@@ -417,10 +433,26 @@ ClientReply = (
     | Explanation
     | TokenMade
     | TokenList
+    | UploadState
+    | Uploaded
+    | FileData
     | Error
 )
-WorkerMessage = Report | Heartbeat | Drain | Release | Status | Output | TaskSchedules
-BrokerToWorker = Assign | Reported | CancelJobs | Error
+WorkerMessage = (
+    Report
+    | Heartbeat
+    | Drain
+    | Release
+    | Status
+    | Output
+    | TaskSchedules
+    | OpenArtifact
+    | ResumeUpload
+    | UploadChunk
+    | FinishUpload
+    | ReadFile
+)
+BrokerToWorker = Assign | Reported | CancelJobs | UploadState | Uploaded | FileData | Error
 
 # What each side may receive, by role: a broker's client port, its worker port, and peers.
 TO_BROKER_CLIENT: Final = Hello | ClientRequest
@@ -441,6 +473,8 @@ ALL_TAGS: Final = frozenset(
         *(SetRateLimit, RemoveRateLimit, ListRateLimits, RateLimitList),
         *(SetRetention, Purge, Purged, Explain, Explanation),
         *(MakeToken, ListTokens, RevokeToken, TokenMade, TokenList),
+        *(OpenUpload, OpenArtifact, ResumeUpload, UploadChunk, FinishUpload, ReadFile),
+        *(UploadState, Uploaded, FileData),
     )
 )
 
@@ -456,6 +490,8 @@ __all__ = [
     "ErrorInfo",
     "Explain",
     "Explanation",
+    "FileData",
+    "FinishUpload",
     "Get",
     "GetStats",
     "Heartbeat",
@@ -473,6 +509,8 @@ __all__ = [
     "ListWorkers",
     "LogsReply",
     "MakeToken",
+    "OpenArtifact",
+    "OpenUpload",
     "Outcome",
     "Output",
     "OutputBatch",
@@ -485,6 +523,7 @@ __all__ = [
     "QueueList",
     "RateLimit",
     "RateLimitList",
+    "ReadFile",
     "ReadLogs",
     "Release",
     "RemoveRateLimit",
@@ -492,6 +531,7 @@ __all__ = [
     "Report",
     "Reported",
     "ReqId",
+    "ResumeUpload",
     "Retried",
     "Retry",
     "RevokeToken",
@@ -505,6 +545,9 @@ __all__ = [
     "TaskSchedules",
     "TokenList",
     "TokenMade",
+    "UploadChunk",
+    "UploadState",
+    "Uploaded",
     "Wait",
     "Welcome",
     "WorkerInfo",

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from runq.model import Assignment, Job, JobSpec, JobState, Outcome
+from runq.model.files import BlobInfo
 from runq.model.flow import RateLimit
 from runq.model.output import MAX_LINES, LogLine, OutputBatch
 from runq.model.schedule import Schedule, ScheduleSpec
@@ -31,7 +32,46 @@ class Requeued(NamedTuple):
     holders: frozenset[tuple[int, str]] = frozenset()
 
 
-class Store(Protocol):
+class FileStore(Protocol):
+    """Blobs: the bytes of job inputs and artifacts (model/files.py), written in order a
+    chunk at a time and read back only once complete. SQLite keeps the bytes in files in
+    a directory next to the database; PostgreSQL in a chunk table, so every broker can
+    serve every file. Memory stays flat: nothing holds more than a chunk."""
+
+    async def create_blob(self, blob: BlobInfo) -> None:
+        """Start a blob (nothing received yet)."""
+        ...
+
+    async def blob(self, blob_id: str) -> BlobInfo | None: ...
+
+    async def write_blob(self, blob_id: str, offset: int, data: bytes, now: float) -> int:
+        """Store ``data`` at ``offset``, which must equal what is stored so far (Conflict
+        otherwise, or when it would pass the declared size); the bytes now stored."""
+        ...
+
+    async def finish_blob(self, blob_id: str, now: float) -> BlobInfo:
+        """Check the stored bytes against the declared size and SHA-256 and mark the blob
+        complete. A mismatch raises FileMismatch and drops the bytes (received goes back
+        to 0). Finishing a complete blob again answers it as it is."""
+        ...
+
+    async def read_blob(self, blob_id: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes of a complete blob from ``offset`` (b"" at its end)."""
+        ...
+
+    async def stored_bytes(self) -> int:
+        """The declared sizes of every blob kept, for the quota."""
+        ...
+
+    async def sweep_blobs(self, now: float, grace: float) -> int:
+        """Delete, with their bytes, blobs nobody needs: uploads left unfinished for
+        ``grace`` seconds, complete inputs no job names after ``grace`` seconds, inputs
+        and artifacts of jobs that are gone, artifacts of attempts whose report was not
+        accepted once their job has finished. The number deleted."""
+        ...
+
+
+class Store(FileStore, Protocol):
     async def submit_many(self, specs: Sequence[JobSpec], now: float) -> SubmitIds:
         """Insert jobs in one transaction; an existing idempotency key returns its id, and
         so does a unique job's unfinished twin (model/unique.py), or it raises

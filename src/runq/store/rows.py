@@ -11,6 +11,7 @@ import msgspec
 from runq.model import Assignment, ErrorInfo, Job, JobSpec, JobState
 from runq.model.job import AttemptInfo
 from runq.store.base import Requeued
+from runq.store.files import files_of
 
 enc = msgspec.msgpack.Encoder()
 dec = msgspec.msgpack.Decoder()
@@ -18,7 +19,8 @@ dec_error = msgspec.msgpack.Decoder(ErrorInfo)
 
 JOB_COLUMNS: Final = (
     "id, task, args, queue, priority, state, attempts, max_attempts, run_at, timeout, key, "
-    "result, error, worker, fence, lease_until, submitted_at, started_at, finished_at, backoff"
+    "result, error, worker, fence, lease_until, submitted_at, started_at, finished_at, backoff, "
+    "files"
 )
 INSERT_COLUMNS: Final = (
     "task, args, queue, priority, state, max_attempts, run_at, timeout, key, submitted_at, backoff"
@@ -71,12 +73,13 @@ def insert_row(s: JobSpec, now: float) -> tuple[Any, ...]:
 
 def assignment(r: tuple[Any, ...]) -> Assignment:
     """From (id, fence, task, args, attempts, max_attempts, timeout, priority, run_at,
-    queue)."""
+    queue, files)."""
     args, kwargs = dec.decode(r[3])
-    return Assignment(r[0], r[1], r[2], args, kwargs, r[4], r[5], r[6], r[9])
+    return Assignment(r[0], r[1], r[2], args, kwargs, r[4], r[5], r[6], r[9], files_of(r[10]))
 
 
 def job(r: tuple[Any, ...], history: list[AttemptInfo] | None = None) -> Job:
+    """From a row of JOB_COLUMNS (the files may be left out: a job without them)."""
     (id_, task, args, queue, prio, state, attempts, max_attempts, run_at, timeout, key) = r[:11]
     (result, error, worker, fence, lease, submitted, started, finished, backoff) = r[11:20]
     a, kw = dec.decode(args)
@@ -103,6 +106,7 @@ def job(r: tuple[Any, ...], history: list[AttemptInfo] | None = None) -> Job:
         finished_at=finished,
         backoff=backoff,
         history=history or [],
+        files=files_of(r[20]) if len(r) > 20 else [],
     )
 
 

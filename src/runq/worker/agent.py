@@ -28,7 +28,9 @@ from runq.protocol import messages as m
 from runq.tls import TlsConfig, connect_args
 from runq.worker.executors.base import Executor, error_info
 from runq.worker.executors.builtin import BuiltinExecutor
+from runq.worker.files import FileStage
 from runq.worker.output import FLUSH_EVERY, Output, WritesOutput
+from runq.worker.requests import Requests
 
 log = logging.getLogger("runq.worker")
 STATUS_EVERY = 2.0  # seconds between status messages
@@ -53,6 +55,8 @@ class WorkerConfig:
     # brokers to fail over between, in order (empty: just host:port)
     servers: tuple[tuple[str, int], ...] = ()
     tls: TlsConfig | None = None  # speak TLS to the broker (docs/tls.md)
+    # where jobs get their working directories (None: a temporary one, removed on exit)
+    workroot: str | None = None
 
     @property
     def addresses(self) -> tuple[tuple[str, int], ...]:
@@ -79,6 +83,8 @@ class Agent:
         self.unacked: dict[int, m.Report | m.Release] = {}  # by seq, until acknowledged
         self.done = 0
         self.connected = asyncio.Event()
+        self.requests = Requests(self._send, self.connected)  # file requests awaiting replies
+        self.files = FileStage(self.requests, config.workroot)
         self._outbox: list[Outcome] = []
         self._flush_scheduled = False
         self._seq = 0
@@ -96,6 +102,7 @@ class Agent:
         whenever the broker goes away."""
         for executor in self.executors:
             await executor.open()
+        self.files.open()
         cfg = self.config
         where = ",".join(f"{h}:{p}" for h, p in cfg.addresses)
         log.info("worker %s: serving %s on %s", self.id, ",".join(cfg.queues), where)
@@ -104,6 +111,7 @@ class Agent:
         finally:
             for executor in self.executors:
                 await executor.close()
+            await self.files.close()
 
     async def _serve(self) -> None:
         delay = self.config.reconnect_min
@@ -204,6 +212,7 @@ class Agent:
         finally:
             self._writer = None
             self.connected.clear()
+            self.requests.lost()
             writer.close()
 
     def _hello(self) -> m.Hello:
@@ -264,6 +273,8 @@ class Agent:
                 self._handle(msg)
 
     def _handle(self, msg: Any) -> None:
+        if self.requests.answer(msg):
+            return
         if isinstance(msg, m.Assign):
             for job in msg.jobs:
                 self._start(job)
@@ -323,7 +334,7 @@ class Agent:
             self._finish(job, exc=UnknownTask(f"no task named {job.task!r} on worker {self.id}"))
             return
         try:
-            value = executor.start(job)
+            value = self.files.start(job, executor)
         except Exception as exc:
             self._finish(job, exc=exc)
             return
@@ -399,9 +410,11 @@ class Agent:
             self._send(m.Drain())
         self._flush()
 
-    def _send(self, msg: Any) -> None:
-        if self._writer is not None and not self._writer.is_closing():
-            self._writer.write(codec.encode(msg))
+    def _send(self, msg: Any) -> bool:
+        if self._writer is None or self._writer.is_closing():
+            return False
+        self._writer.write(codec.encode(msg))
+        return True
 
 
 def _timeout(seconds: float | None) -> RunqError:

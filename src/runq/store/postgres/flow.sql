@@ -76,7 +76,7 @@ WITH claimed AS (
         lease_until = $4, started_at = $3, finished_at = NULL
     WHERE j.id = ANY($2::bigint[]) AND j.state = 'queued'
     RETURNING j.id, j.fence, j.task, j.args, j.attempts, j.max_attempts, j.timeout,
-              j.priority, j.run_at, j.queue
+              j.priority, j.run_at, j.queue, j.files
 ), started AS (
     INSERT INTO attempts (job_id, fence, attempt, worker, started_at)
     SELECT id, fence, attempts, $1, $3 FROM claimed

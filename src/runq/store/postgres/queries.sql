@@ -76,7 +76,7 @@ WITH picked AS (
         lease_until = $5, started_at = $4, finished_at = NULL
     FROM picked WHERE j.id = picked.id
     RETURNING j.id, j.fence, j.task, j.args, j.attempts, j.max_attempts, j.timeout,
-              j.priority, j.run_at, j.queue
+              j.priority, j.run_at, j.queue, j.files
 ), started AS (
     INSERT INTO attempts (job_id, fence, attempt, worker, started_at)
     SELECT id, fence, attempts, $1, $4 FROM claimed
@@ -242,7 +242,7 @@ RETURNING id;
 -- one statement, so the row and its history come from one snapshot.
 SELECT j.id, j.task, j.args, j.queue, j.priority, j.state, j.attempts, j.max_attempts,
        j.run_at, j.timeout, j.key, j.result, j.error, j.worker, j.fence, j.lease_until,
-       j.submitted_at, j.started_at, j.finished_at, j.backoff,
+       j.submitted_at, j.started_at, j.finished_at, j.backoff, j.files,
        a.attempt, a.worker, a.fence, a.started_at, a.finished_at, a.outcome, a.error
 FROM jobs AS j LEFT JOIN attempts AS a ON a.job_id = j.id
 WHERE j.id = $1
@@ -339,8 +339,10 @@ WHERE name = $3 AND next_at = $4 AND NOT paused;
 -- -- per-queue retention and the purge by hand (011_retention.sql; retention_ops.py) --
 
 -- name: purge_queue
--- $1 before, $2 limit, $3 queue, $4 states: oldest finished first, with their history;
--- rows someone else holds are left for the next round.
+-- $1 before, $2 limit, $3 queue, $4 states: oldest finished first, with their history
+-- and their artifacts; rows someone else holds are left for the next round. Returns how
+-- many went and the input blobs they named (store/postgres/blobs.py drops those no job
+-- names any more).
 WITH gone AS (
     DELETE FROM jobs
     WHERE id IN (SELECT id FROM jobs WHERE queue = $3 AND finished_at IS NOT NULL
@@ -355,8 +357,14 @@ WITH gone AS (
     DELETE FROM job_progress WHERE job_id IN (SELECT id FROM gone)
 ), deps AS (
     DELETE FROM job_deps WHERE job_id IN (SELECT id FROM gone)
+), links AS (
+    DELETE FROM job_files WHERE job_id IN (SELECT id FROM gone) RETURNING blob_id
+), artifacts AS (
+    DELETE FROM blobs WHERE job_id IN (SELECT id FROM gone) RETURNING id
+), artifact_bytes AS (
+    DELETE FROM blob_chunks WHERE blob_id IN (SELECT id FROM artifacts)
 )
-SELECT count(*) FROM gone;
+SELECT (SELECT count(*) FROM gone), (SELECT array_agg(DISTINCT blob_id) FROM links);
 
 -- name: purge_except
 -- $1 before, $2 limit, $3 queues left out, $4 states: as purge_queue, over every other
@@ -375,8 +383,14 @@ WITH gone AS (
     DELETE FROM job_progress WHERE job_id IN (SELECT id FROM gone)
 ), deps AS (
     DELETE FROM job_deps WHERE job_id IN (SELECT id FROM gone)
+), links AS (
+    DELETE FROM job_files WHERE job_id IN (SELECT id FROM gone) RETURNING blob_id
+), artifacts AS (
+    DELETE FROM blobs WHERE job_id IN (SELECT id FROM gone) RETURNING id
+), artifact_bytes AS (
+    DELETE FROM blob_chunks WHERE blob_id IN (SELECT id FROM artifacts)
 )
-SELECT count(*) FROM gone;
+SELECT (SELECT count(*) FROM gone), (SELECT array_agg(DISTINCT blob_id) FROM links);
 
 -- name: retention_overrides
 SELECT name, retention FROM queue_settings ORDER BY name;

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from runq.model import Job
+from runq.store.postgres import file_ops
 from runq.store.postgres.ops import Conn, Queries
 
 
@@ -19,10 +20,16 @@ async def purge(
     conn: Conn,
 ) -> int:
     """Up to ``limit`` finished jobs in ``states`` gone (oldest first), with their
-    history: of ``queue``, or of every queue but those in ``skip``."""
+    history and files: of ``queue``, or of every queue but those in ``skip``. Run it in
+    a transaction: the inputs the jobs named go in it when no job names them any more."""
     if queue is not None:
-        return int(await conn.fetchval(q["purge_queue"], before, limit, queue, list(states)))
-    return int(await conn.fetchval(q["purge_except"], before, limit, list(skip), list(states)))
+        row = await conn.fetchrow(q["purge_queue"], before, limit, queue, list(states))
+    else:
+        row = await conn.fetchrow(q["purge_except"], before, limit, list(skip), list(states))
+    gone, inputs = (0, None) if row is None else row
+    if inputs:
+        await file_ops.drop_unnamed(q, inputs, conn)
+    return int(gone)
 
 
 async def overrides(q: Queries, conn: Conn) -> dict[str, float | None]:

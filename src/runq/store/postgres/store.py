@@ -26,9 +26,11 @@ from runq.model.token import TokenInfo
 from runq.model.unique import SubmitIds, any_unique
 from runq.store import deps, rows
 from runq.store.base import ReportResult, Requeued
+from runq.store.files import Blobs, has_files
 from runq.store.flow import has_keys
 from runq.store.postgres import (
     deps_ops,
+    file_ops,
     flow,
     ops,
     output,
@@ -36,6 +38,7 @@ from runq.store.postgres import (
     schedule_ops,
     token_ops,
 )
+from runq.store.postgres.blobs import PgBlobs
 from runq.store.postgres.dsn import PgUrl, parse_url
 from runq.store.postgres.listen import Listener, OnFinished, OnReady
 from runq.store.postgres.migrate import migrate
@@ -69,7 +72,7 @@ def one_line(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-class PostgresStore:
+class PostgresStore(Blobs):
     def __init__(
         self, url: str, retry: RetryPolicy = DEFAULT_RETRY, rand: random.Random | None = None
     ) -> None:
@@ -78,12 +81,14 @@ class PostgresStore:
         self._q.update(load_queries("runq.store.postgres", "deps.sql"))
         self._q.update(load_queries("runq.store.postgres", "flow.sql"))
         self._q.update(load_queries("runq.store.postgres", "tokens.sql"))
+        self._q.update(load_queries("runq.store.postgres", "files.sql"))
         self._retry = retry
         self._rand = rand or random.Random()
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
         self._closed = False
         self.listener: Listener | None = None
+        self._blobs = PgBlobs(self._q, self._run)
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -181,7 +186,9 @@ class PostgresStore:
         self, op: Op[SubmitIds], specs: Sequence[JobSpec], tx: bool = True
     ) -> SubmitIds:
         if has_keys(specs):  # concurrency keys: set in the insert's transaction
-            return await self._run(partial(flow.submit, self._q, op, list(specs)))
+            op, tx = partial(flow.submit, self._q, op, list(specs)), True
+        if has_files(specs):  # input files: checked, set and linked in it too
+            op, tx = partial(file_ops.submit, self._q, op, list(specs)), True
         return await self._run(op, tx=tx)
 
     async def claim(
@@ -248,7 +255,7 @@ class PostgresStore:
     ) -> int:
         wanted = finished_states(states)
         op = partial(retention_ops.purge, self._q, before, limit, queue, list(skip), wanted)
-        return await self._run(op, tx=False)
+        return await self._run(op)
 
     async def retention_overrides(self) -> dict[str, float | None]:
         return await self._run(partial(retention_ops.overrides, self._q), tx=False)

@@ -47,14 +47,16 @@ SET state = 'running', worker = ?, fence = fence + 1, attempts = attempts + 1,
     lease_until = ?, started_at = ?, finished_at = NULL
 WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND queue = ?
              ORDER BY priority DESC, run_at, id LIMIT ?)
-RETURNING id, fence, task, args, attempts, max_attempts, timeout, priority, run_at, queue;
+RETURNING id, fence, task, args, attempts, max_attempts, timeout, priority, run_at, queue,
+          files;
 
 -- name: claim_ids
 UPDATE jobs
 SET state = 'running', worker = ?, fence = fence + 1, attempts = attempts + 1,
     lease_until = ?, started_at = ?, finished_at = NULL
 WHERE state = 'queued' AND id IN (SELECT value FROM json_each(?))
-RETURNING id, fence, task, args, attempts, max_attempts, timeout, priority, run_at, queue;
+RETURNING id, fence, task, args, attempts, max_attempts, timeout, priority, run_at, queue,
+          files;
 
 -- name: attempt_started
 INSERT INTO attempts (job_id, fence, attempt, worker, started_at) VALUES (?, ?, ?, ?, ?);
@@ -159,7 +161,8 @@ SELECT id, snapshot FROM brokers WHERE seen_at >= ? ORDER BY id;
 
 -- name: get
 SELECT id, task, args, queue, priority, state, attempts, max_attempts, run_at, timeout, key,
-       result, error, worker, fence, lease_until, submitted_at, started_at, finished_at, backoff
+       result, error, worker, fence, lease_until, submitted_at, started_at, finished_at, backoff,
+       files
 FROM jobs WHERE id = ?;
 
 -- name: history

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import msgspec
 
 from runq.model import Job
+from runq.store.sqlite import file_ops
 from runq.store.sqlite.ops import Queries
 
 
@@ -20,22 +21,24 @@ def purge(
     skip: Sequence[str],
     states: Sequence[str],
     conn: sqlite3.Connection,
-) -> int:
+) -> tuple[int, list[str]]:
     """Up to ``limit`` finished jobs in ``states`` gone (oldest first), with their
-    history: of ``queue``, or of every queue but those in ``skip``."""
+    history and files: of ``queue``, or of every queue but those in ``skip``. Returns
+    how many went and the blobs deleted (whose bytes go once this commits)."""
     wanted = msgspec.json.encode(list(states))
     if queue is not None:
         found = conn.execute(q["purge_queue"], (before, limit, queue, wanted))
     else:
         found = conn.execute(q["purge_except"], (before, limit, msgspec.json.encode(skip), wanted))
     ids = [r[0] for r in found]
-    if ids:
-        gone = msgspec.json.encode(ids)
-        conn.execute(q["purge_attempts"], (gone,))
-        conn.execute(q["purge_logs"], (gone,))
-        conn.execute(q["purge_progress"], (gone,))
-        conn.execute(q["purge_deps"], (gone,))
-    return len(ids)
+    if not ids:
+        return 0, []
+    gone = msgspec.json.encode(ids)
+    conn.execute(q["purge_attempts"], (gone,))
+    conn.execute(q["purge_logs"], (gone,))
+    conn.execute(q["purge_progress"], (gone,))
+    conn.execute(q["purge_deps"], (gone,))
+    return len(ids), file_ops.purge(q, gone, conn)
 
 
 def overrides(q: Queries, conn: sqlite3.Connection) -> dict[str, float | None]:

@@ -22,6 +22,7 @@ from runq.model.token import TokenInfo
 from runq.model.unique import SubmitIds, any_unique
 from runq.store import deps, rows
 from runq.store.base import ReportResult, Requeued
+from runq.store.files import Blobs, has_files
 from runq.store.flow import has_keys
 from runq.store.migrate import migrate
 from runq.store.queries import load_queries
@@ -29,6 +30,7 @@ from runq.store.retention import finished_states
 from runq.store.schedules import FIRE_BATCH
 from runq.store.sqlite import (
     deps_ops,
+    file_ops,
     flow,
     ops,
     output,
@@ -36,6 +38,7 @@ from runq.store.sqlite import (
     schedule_ops,
     token_ops,
 )
+from runq.store.sqlite.blobs import SqliteBlobs
 from runq.store.sqlite.checkpoint import Checkpointer
 from runq.store.sqlite.writer import Writer
 
@@ -55,7 +58,9 @@ def connect(path: str, durability: str, readonly: bool = False) -> sqlite3.Conne
     return conn
 
 
-class SqliteStore:
+class SqliteStore(Blobs):
+    _blobs: SqliteBlobs
+
     def __init__(
         self,
         path: str,
@@ -68,6 +73,7 @@ class SqliteStore:
         self._q.update(load_queries("runq.store.sqlite", "deps.sql"))
         self._q.update(load_queries("runq.store.sqlite", "flow.sql"))
         self._q.update(load_queries("runq.store.sqlite", "tokens.sql"))
+        self._q.update(load_queries("runq.store.sqlite", "files.sql"))
         self._multi_insert = ops.multi_insert(self._q)
         self._retry = retry
         self._rand = rand or random.Random()
@@ -88,6 +94,7 @@ class SqliteStore:
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="runq-sqlite-read")
         self._durability = durability
         self._closed = False
+        self._blobs = SqliteBlobs(self._q, self._write, self._read, path, durability == "full")
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -127,6 +134,7 @@ class SqliteStore:
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.close)
         self._readers.shutdown(wait=True)
+        await self._blobs.close()
 
     # -- writes ----------------------------------------------------------------------
 
@@ -144,6 +152,8 @@ class SqliteStore:
     ) -> asyncio.Future[SubmitIds]:
         if has_keys(specs):  # concurrency keys: set in the insert's transaction
             op = partial(flow.submit, self._q, op, list(specs))
+        if has_files(specs):  # input files: checked, set and linked in it too
+            op = partial(file_ops.submit, self._q, op, list(specs))
         return self._write(op)
 
     async def claim(
@@ -197,7 +207,9 @@ class SqliteStore:
     ) -> int:
         wanted = finished_states(states)
         op = partial(retention_ops.purge, self._q, before, limit, queue, list(skip), wanted)
-        return await self._write(op)
+        gone, blobs = await self._write(op)
+        await self._blobs.drop_bytes(blobs)
+        return gone
 
     async def retention_overrides(self) -> dict[str, float | None]:
         return await self._read(partial(retention_ops.overrides, self._q))

@@ -1,4 +1,5 @@
-"""runq's own trusted tasks. They run inside the worker's event loop."""
+"""runq's own trusted tasks. They run inside the worker's event loop (the file built-ins
+of ``filetasks`` do their work in threads)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from runq.errors import InvalidArguments, TaskError
 from runq.model import Assignment
 from runq.worker.executors.base import InlineExecutor
+from runq.worker.executors.filetasks import FILE_TASKS
 
 Builtin = Callable[[list[Any], dict[str, Any]], Any]
 
@@ -76,10 +78,17 @@ BUILTINS: dict[str, Builtin] = {
 
 class BuiltinExecutor(InlineExecutor):
     def knows(self, task: str) -> bool:
-        return task in BUILTINS
+        return task in BUILTINS or task in FILE_TASKS
 
     def tasks(self) -> list[str] | None:
-        return sorted(BUILTINS)
+        return sorted([*BUILTINS, *FILE_TASKS])
+
+    def wants_workdir(self, task: str) -> bool:
+        """The file built-ins write their outputs into the job's working directory."""
+        return task in FILE_TASKS
 
     def start(self, job: Assignment) -> Any:
+        found = FILE_TASKS.get(job.task)
+        if found is not None:
+            return found(job)
         return BUILTINS[job.task](job.args, job.kwargs)

@@ -5,10 +5,16 @@ Frames are a 4-byte big-endian length and a msgpack array:
   child -> worker: ["ready", pid, [task names], {task: default timeout}, [source files],
                     [ScheduleSpec of each task with a cron]]
                    once, then
-                   [id, true, result] or [id, false, code, message, retryable, traceback]
+                   [id, true, result, [artifact paths]]
+                   or [id, false, code, message, retryable, traceback]
                    and, while job id runs, its output (runq.worker.capture):
                    ["out", id, [[at, stream, text], ...], progress or nil, message or nil]
-  worker -> child: [id, task, args, kwargs, attempt]; id 0 is a ping, answered "pong"
+  worker -> child: [id, task, args, kwargs, attempt, workdir or nil]; id 0 is a ping,
+                   answered "pong"
+
+A ``runq.Artifact`` in a result goes as ``{"runq.artifact": ABSOLUTE PATH, "name": NAME}``
+(a relative path is taken from the job's working directory) and its path in the reply's
+list: the worker uploads only those, not a look-alike dict that came from the arguments.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from typing import Any, BinaryIO
 import msgspec
 
 from runq.errors import ConfigError, RunqError, TaskError
+from runq.files import Artifact
+from runq.model.files import ARTIFACT_MARKER
 from runq.tasks import Registry, load
 from runq.worker import capture
 
@@ -53,11 +61,34 @@ def send(sock: socket.socket, value: Any) -> None:
         sock.sendall(len(body).to_bytes(4, "big") + body)
 
 
-def send_reply(sock: socket.socket, reply: list[Any], task: str) -> None:
+def encode_reply(reply: list[Any], workdir: str | None) -> bytes:
+    """A job's reply, with each ``runq.Artifact`` of a result as a marker."""
+    if not reply[1]:
+        return _enc.encode(reply)
+    made: list[str] = []
+    result = _markers(reply[2], workdir or os.getcwd(), made)
+    return _enc.encode([reply[0], True, result, made])
+
+
+def _markers(value: Any, workdir: str, made: list[str]) -> Any:
+    """``value`` with each Artifact as its marker (msgspec would encode the dataclass as
+    a plain dict), noting their paths in ``made``."""
+    if isinstance(value, Artifact):
+        path = os.path.abspath(os.path.join(workdir, os.fspath(value.path)))
+        made.append(path)
+        return {ARTIFACT_MARKER: path, "name": value.file_name}
+    if isinstance(value, list | tuple):
+        return [_markers(v, workdir, made) for v in value]
+    if isinstance(value, dict):
+        return {k: _markers(v, workdir, made) for k, v in value.items()}
+    return value
+
+
+def send_reply(sock: socket.socket, reply: list[Any], task: str, workdir: str | None) -> None:
     """A job's reply; a result msgpack cannot carry becomes a ``bad_result`` failure."""
     try:
-        body = _enc.encode(reply)
-    except (TypeError, ValueError, OverflowError) as exc:
+        body = encode_reply(reply, workdir)
+    except (TypeError, ValueError, OverflowError, RunqError) as exc:
         message = f"the result of {task} cannot be stored: {exc}"
         body = _enc.encode([reply[0], False, "bad_result", message[:MAX_TEXT], False, None])
     with _sending:
@@ -156,15 +187,21 @@ def serve(sock: socket.socket, registry: Registry) -> None:
         body = read_exactly(stream, int.from_bytes(header, "big"))
         if body is None:
             return
-        job_id, task, args, kwargs, attempt = _dec.decode(body)
+        order = _dec.decode(body)
+        job_id, task, args, kwargs, attempt = order[:5]
+        workdir = order[5] if len(order) > 5 else None
         if job_id == PING:
             send(sock, [PING, True, "pong"])
             continue
         os.environ["RUNQ_JOB_ID"] = str(job_id)
         os.environ["RUNQ_ATTEMPT"] = str(attempt)
+        if workdir is None:
+            os.environ.pop("RUNQ_WORKDIR", None)
+        else:
+            os.environ["RUNQ_WORKDIR"] = workdir
         with capture.capturing(job_id, lambda frame: send(sock, frame)):
             reply = runner.run(job_id, task, args, kwargs)
-        send_reply(sock, reply, task)
+        send_reply(sock, reply, task, workdir)
 
 
 def die_with_parent() -> None:

@@ -1,4 +1,5 @@
-"""Command jobs: an argv run on a worker that allows it, in a fresh directory, with a
+"""Command jobs: an argv run on a worker that allows it, in the job's working directory
+(its input files are there; the files named in ``outputs`` are kept from there), with a
 scrubbed environment, resource limits and bounded output."""
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
-from runq.errors import CommandNotAllowed, InvalidArguments, TaskError
+from runq.errors import CommandNotAllowed, FileError, InvalidArguments, TaskError
+from runq.files import Artifact
 from runq.model import Assignment
+from runq.model.files import MAX_FILES, check_name
 from runq.model.output import LineBuffer
 from runq.model.spec import COMMAND_TASK
 from runq.worker.executors.base import InlineExecutor
+from runq.worker.files import inside
 from runq.worker.output import Output
 
 DEFAULT_OUTPUT_LIMIT: Final = 1024 * 1024
@@ -81,6 +85,7 @@ class Command:
     shell: bool
     env: dict[str, str]
     retry_on_failure: bool
+    outputs: tuple[str, ...] = ()  # files it makes in its directory, kept as artifacts
 
     @classmethod
     def of(cls, job: Assignment) -> Command:
@@ -92,10 +97,24 @@ class Command:
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()
         ):
             raise InvalidArguments("a command job's env maps strings to strings")
-        unknown = set(kw) - {"env", "shell", "retry_on_failure"}
+        unknown = set(kw) - {"env", "shell", "retry_on_failure", "outputs"}
         if unknown:
             raise InvalidArguments(f"unknown command options: {', '.join(sorted(unknown))}")
-        return cls(argv, bool(kw.get("shell", False)), env, bool(kw.get("retry_on_failure", True)))
+        shell, retry = bool(kw.get("shell", False)), bool(kw.get("retry_on_failure", True))
+        return cls(argv, shell, env, retry, _outputs(kw.get("outputs", [])))
+
+
+def _outputs(names: Any) -> tuple[str, ...]:
+    if (
+        not isinstance(names, list)
+        or len(names) > MAX_FILES
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise InvalidArguments(f"a command job's outputs are a list of up to {MAX_FILES} names")
+    try:
+        return tuple(dict.fromkeys(check_name(n) for n in names))
+    except FileError as exc:
+        raise InvalidArguments(f"a command job's outputs: {exc.message}") from None
 
 
 class CommandExecutor(InlineExecutor):
@@ -116,6 +135,9 @@ class CommandExecutor(InlineExecutor):
 
     def tasks(self) -> list[str] | None:
         return [COMMAND_TASK]
+
+    def wants_workdir(self, task: str) -> bool:
+        return True  # commands run in the job's working directory
 
     def start(self, job: Assignment) -> Any:
         command = Command.of(job)
@@ -139,12 +161,14 @@ class CommandExecutor(InlineExecutor):
         p = self.policy
         env = {**dict(p.env), **command.env}
         env |= {"RUNQ_JOB_ID": str(job.id), "RUNQ_ATTEMPT": str(job.attempt)}
+        if command.outputs and job.workdir is None:
+            raise InvalidArguments("a command job's outputs need the worker's file stage")
         spawned: list[int] = []  # the pid, once the thread has started the command
         loop = asyncio.get_running_loop()
         lines = self._lines_to(loop, job)
         try:
             result = await loop.run_in_executor(
-                self._threads, run_command, argv, env, p, spawned, lines
+                self._threads, run_command, argv, env, p, spawned, lines, job.workdir
             )
         except asyncio.CancelledError:  # timeout or cancel: the thread sees EOF and ends
             if spawned:
@@ -153,6 +177,9 @@ class CommandExecutor(InlineExecutor):
         if result["exit_code"] != 0:
             message = _failure(result["exit_code"], result["stderr"])
             raise CommandFailed(message, command.retry_on_failure)
+        if command.outputs:
+            assert job.workdir is not None
+            result["outputs"] = [_made(job.workdir, name) for name in command.outputs]
         return result
 
     def _lines_to(
@@ -175,15 +202,19 @@ def run_command(
     p: CommandPolicy,
     spawned: list[int],
     on_lines: Callable[[Lines], None] | None = None,
+    workdir: str | None = None,
 ) -> dict[str, Any]:
-    """Run one command to its end, in a thread: spawn it (vfork when no limits are set),
-    keep the first ``limit_output`` bytes of each stream, stop reading shortly after it
-    exits, and kill whatever it left in its process group."""
-    workdir = tempfile.mkdtemp(prefix="runq-job-")
+    """Run one command to its end, in a thread: spawn it (vfork when no limits are set)
+    in ``workdir`` (None: a fresh directory of its own, removed afterwards), keep the
+    first ``limit_output`` bytes of each stream, stop reading shortly after it exits,
+    and kill whatever it left in its process group."""
+    own = workdir is None
+    if workdir is None:
+        workdir = tempfile.mkdtemp(prefix="runq-job-")
     as_user: dict[str, Any] = {}
     if p.user is not None:
         uid, gid = p.user
-        os.chown(workdir, uid, gid)
+        _give(workdir, uid, gid)
         as_user = {"user": uid, "group": gid, "extra_groups": []}
     started = time.monotonic()
     try:
@@ -200,7 +231,8 @@ def run_command(
             **as_user,
         )
     except (OSError, subprocess.SubprocessError) as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if own:
+            shutil.rmtree(workdir, ignore_errors=True)
         raise CommandFailed(f"cannot start {argv[0]}: {exc}", retryable=False) from None
     spawned.append(proc.pid)
     try:
@@ -210,7 +242,8 @@ def run_command(
         _kill_group(proc.pid)
         if proc.returncode is None:
             proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if own:
+            shutil.rmtree(workdir, ignore_errors=True)
     (out, n_out), (err, n_err) = streams
     return {
         "exit_code": code,
@@ -283,6 +316,22 @@ class _Lines:
         ready = self._buf.take()
         if ready and self._hand_over is not None:
             self._hand_over(ready)
+
+
+def _give(workdir: str, uid: int, gid: int) -> None:
+    """Make the directory and the input files in it the command's user's."""
+    os.chown(workdir, uid, gid)
+    for entry in os.scandir(workdir):
+        if entry.is_file(follow_symlinks=False):
+            os.chown(entry.path, uid, gid)
+
+
+def _made(workdir: str, name: str) -> Artifact:
+    """The output ``name`` the command was to make, as an artifact to keep."""
+    path = inside(workdir, name)
+    if path is None:
+        raise CommandFailed(f"output {name} was not made", retryable=False)
+    return Artifact(path, name)
 
 
 def _text(kept: bytearray, total: int) -> tuple[str, int]:

@@ -28,6 +28,7 @@ from runq.errors import ConfigError
 from runq.model import Assignment, ErrorInfo
 from runq.model.schedule import ScheduleSpec
 from runq.protocol.messages import ProcInfo
+from runq.worker.files import artifacts_made
 from runq.worker.output import Output
 
 log = logging.getLogger("runq.worker")
@@ -175,7 +176,7 @@ class TaskProcess(asyncio.Protocol):
         if fut.done():  # abandoned (cancelled while it waited in the queue)
             return
         if reply[1]:
-            fut.set_result(reply[2])
+            fut.set_result(artifacts_made(reply[2], reply[3]) if len(reply) > 3 else reply[2])
         else:
             _, _, code, message, retryable, tb = reply
             fut.set_exception(TaskFailed(ErrorInfo(code, message, retryable, tb)))
@@ -195,7 +196,7 @@ class TaskProcess(asyncio.Protocol):
         if self.transport is None:
             fut.set_exception(NotStarted())
             return fut
-        body = _enc.encode([job.id, job.task, job.args, job.kwargs, job.attempt])
+        body = _enc.encode([job.id, job.task, job.args, job.kwargs, job.attempt, job.workdir])
         self.transport.write(len(body).to_bytes(4, "big") + body)
         self.outstanding.append((job, fut))
         return fut
