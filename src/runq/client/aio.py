@@ -312,7 +312,8 @@ class AsyncClient:
     ) -> JobSpec:
         """The checked spec, with its ``runq.File`` arguments uploaded (after the check)."""
         args, options, wanted = files.mark(args, options)
-        return await files.upload_all(self._conn, spec(task, *args, **options), wanted)
+        job = spec(task, *args, **options)
+        return await files.upload_all(self._conn, job, wanted) if wanted else job
 
     def _send_batch(self) -> None:
         specs, futures = self._batch, self._batch_futures

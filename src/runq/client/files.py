@@ -149,6 +149,11 @@ def mark(
     """``args`` and ``options`` with each ``runq.File`` replaced by its marker, and the
     files by name (the same file once, however often it is named; two different files
     may not have the same name)."""
+    nested = (File, list, dict)
+    if not any(isinstance(v, nested) for v in args) and not any(
+        isinstance(v, nested) for v in options.values()
+    ):
+        return args, dict(options), {}  # plain values: nothing to look into (most jobs)
     wanted = local_files([list(args), list(options.values())])
     if not wanted:
         return args, dict(options), {}
