@@ -21,7 +21,9 @@ def main() -> int:
     print("== execution: Python tasks in task processes, command jobs", flush=True)
     rc = rc or subprocess.call([sys.executable, str(HERE / "execution.py")])
     print("== HTTP: single and batch submits over the REST API", flush=True)
-    return rc or subprocess.call([sys.executable, str(HERE / "http_submit.py")])
+    rc = rc or subprocess.call([sys.executable, str(HERE / "http_submit.py")])
+    print("== files: a 2 GiB file up, through a worker and down; broker and worker RSS")
+    return rc or subprocess.call([sys.executable, str(HERE / "files.py")])
 
 
 if __name__ == "__main__":

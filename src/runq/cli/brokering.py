@@ -102,6 +102,21 @@ broker_options = [
         help="Most bytes of files kept in the store in all (none: no quota).",
     ),
     click.option(
+        "--max-connections-per-address",
+        "max_connections",
+        default=512,
+        show_default=True,
+        type=click.IntRange(1, 1_000_000),
+        help="Connections one IP address may hold open on the native ports (and on HTTP).",
+    ),
+    click.option(
+        "--idle-timeout",
+        default="5m",
+        show_default=True,
+        callback=duration,
+        help="Close native connections silent this long with nothing in flight (forever: never).",
+    ),
+    click.option(
         "--insecure",
         is_flag=True,
         help="Listen beyond loopback (--host) even though the store has no access token.",
@@ -137,6 +152,8 @@ class BrokerOptions:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     insecure: bool = False
+    max_connections: int = 512
+    idle_timeout: float | None = 300.0
     max_file_size: int | None = DEFAULT_MAX_FILE
     max_job_files: int | None = DEFAULT_MAX_JOB_FILES
     file_quota: int | None = None
@@ -176,6 +193,8 @@ class RunningBroker:
             grace=opts.grace,
             retention=opts.retention,
             insecure=opts.insecure,
+            max_connections_per_address=opts.max_connections,
+            idle_timeout=opts.idle_timeout,
             max_file_size=opts.max_file_size or DEFAULT_MAX_FILE,
             max_job_files=opts.max_job_files or DEFAULT_MAX_JOB_FILES,
             max_stored_bytes=opts.file_quota,
