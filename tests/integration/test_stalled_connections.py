@@ -214,30 +214,36 @@ async def test_idle_connections_are_closed_but_busy_ones_and_workers_are_not() -
 # -- slow readers ---------------------------------------------------------------------------
 
 
-async def test_a_peer_that_never_reads_is_cut_with_bounded_memory() -> None:
+async def test_a_peer_that_never_reads_is_cut_with_bounded_memory(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     cap, patience = 256 * 1024, 1.0
     async with broker(max_pending_output=cap, write_timeout=patience) as rb, meanwhile(rb):
         async with rb.client() as client:
             await client.submit_many([{"task": "echo", "args": ["x" * 200]}] * 500)
             reply = len(codec.encode(m.JobList(1, await client.list(limit=1000))))
         sock = socket.create_connection(("127.0.0.1", rb.broker.client_port))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_sendall(sock, HELLO)
-        conn = await _connection_of(rb, sock)
-        flood = b"".join(codec.encode(m.ListJobs(i + 1, limit=1000)) for i in range(50))
-        most, paused = 0, False
-        deadline = time.monotonic() + 10
-        while conn.transport is not None and time.monotonic() < deadline:
-            with contextlib.suppress(BlockingIOError, OSError):
-                sock.send(flood)  # and never read a byte
-            most = max(most, conn.transport.get_write_buffer_size())
-            paused = paused or conn.writes_paused
-            await asyncio.sleep(0.005)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_sendall(sock, HELLO)
+            conn = await _connection_of(rb, sock)
+            flood = b"".join(codec.encode(m.ListJobs(i + 1, limit=1000)) for i in range(50))
+            most = 0
+            deadline = time.monotonic() + 10
+            while conn.transport is not None and time.monotonic() < deadline:
+                with contextlib.suppress(BlockingIOError, OSError):
+                    sock.send(flood)  # and never read a byte
+                most = max(most, conn.transport.get_write_buffer_size())
+                await asyncio.sleep(0.005)
+        finally:
+            sock.close()
         assert conn.transport is None, "the slow reader was not cut"
-        assert paused  # it stopped reading the peer's requests first
+        # it was cut while its requests were no longer read ("dropping": writes paused)
+        port = conn.peer.rsplit(":", 1)[1]
+        cut = [r.getMessage() for r in caplog.records if f":{port}:" in r.getMessage()]
+        assert cut and cut[0].startswith("dropping client connection"), cut
         assert most <= cap + reply  # at most one reply past the cap was ever held
-        sock.close()
 
 
 async def _connection_of(rb: RunningBroker, sock: socket.socket) -> Connection:
