@@ -195,7 +195,7 @@ async def test_connections_per_address_are_capped_on_http() -> None:
 
 
 async def test_idle_connections_are_closed_but_busy_ones_and_workers_are_not() -> None:
-    idle = 2.5  # the reference worker sends a status every 2 s
+    idle = 4.0  # the reference worker sends a status every 2 s: twice the slack
     async with broker(idle_timeout=idle) as rb:
         agent = await rb.add_worker(queues=["elsewhere"])
         waiter = await AsyncClient(rb.client_address).connect()
