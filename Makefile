@@ -41,7 +41,7 @@ system-packages:
 	fi
 
 check: lint system-packages
-	$(BIN)/python -m pytest -m "not soak" -q -n 2
+	$(BIN)/python -m pytest -m "not soak" -q -n 3
 
 test: check
 
