@@ -38,7 +38,11 @@ class Client:
         return self._loop.run_until_complete(coro)
 
     def connect(self) -> Client:
-        self._run(self._aio.connect())
+        try:
+            self._run(self._aio.connect())
+        except BaseException:
+            self.close()  # the loop and its sockets go with the failed attempt
+            raise
         return self
 
     def close(self) -> None:

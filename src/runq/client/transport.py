@@ -87,7 +87,11 @@ class Transport(asyncio.Protocol):
             async with asyncio.timeout(timeout):
                 tls_args = connect_args(tls, host, timeout)
                 _, proto = await loop.create_connection(cls, host, port, **tls_args)
-                await proto._handshake(token)
+                try:
+                    await proto._handshake(token)
+                except BaseException:
+                    proto.close()  # refused (a bad token, too many connections): ours too
+                    raise
         except TimeoutError:
             raise ConnectionLost(f"no answer from a broker at {host}:{port}") from None
         except ConnectionLost as exc:
