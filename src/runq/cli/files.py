@@ -13,11 +13,10 @@ import msgspec
 
 from runq.cli.render import size_text
 from runq.client import Client
-from runq.client.files import artifacts_of
 from runq.errors import FileError
 from runq.files import File
 from runq.model import Job, JobSpec
-from runq.model.files import check_name, file_marker
+from runq.model.files import artifacts_of, check_name, file_marker
 
 file_option = click.option(
     "--file",

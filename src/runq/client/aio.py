@@ -29,7 +29,7 @@ from runq.errors import (
     Unavailable,
 )
 from runq.model import TERMINAL_STATES, Job, JobSpec, JobState
-from runq.model.files import FileRef, check_name
+from runq.model.files import FileRef, artifacts_of, check_name
 from runq.model.flow import RateLimit, parse_rate
 from runq.model.output import MAX_LINES, JobLogs, LogLine
 from runq.model.schedule import DEFAULT_CATCH_UP, DEFAULT_TZ, Schedule, ScheduleSpec, check
@@ -420,7 +420,7 @@ class AsyncClient:
         self, job_id: int, directory: str | os.PathLike[str] = "."
     ) -> builtins.list[Path]:
         """Fetch every artifact of the job into ``directory``; their paths."""
-        refs = files.artifacts_of((await self.get(job_id)).result)
+        refs = artifacts_of((await self.get(job_id)).result)
         if len({r.name for r in refs}) != len(refs):
             raise FileError(f"job {job_id} has two artifacts with one name")
         Path(directory).mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from runq.client.transport import Transport
 from runq.errors import Conflict, ConnectionLost, FileError, FileMismatch
 from runq.files import File
 from runq.model import JobSpec
-from runq.model.files import CHUNK, FileRef, check_name, file_marker, is_artifact, ref_of_artifact
+from runq.model.files import CHUNK, FileRef, check_name, file_marker
 from runq.model.files import walk as walk_value
 from runq.protocol import messages as m
 
@@ -179,22 +179,6 @@ async def upload_all(connect: Connect, job: JobSpec, wanted: Mapping[str, File])
 
 
 # -- downloads ---------------------------------------------------------------------------
-
-
-def artifacts_of(result: Any) -> list[FileRef]:
-    """The uploaded artifacts in a job's result, in order."""
-    found: list[FileRef] = []
-
-    def note(v: Any) -> Any:
-        if is_artifact(v):
-            ref = ref_of_artifact(v)
-            if ref is not None:
-                found.append(ref)
-            return v  # not looked into
-        return None
-
-    walk_value(result, note)
-    return found
 
 
 async def download_file(

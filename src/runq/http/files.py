@@ -15,10 +15,9 @@ from litestar.response import Stream
 from runq.broker import Broker
 from runq.broker import operations as ops
 from runq.broker.access import check_job
-from runq.client.files import artifacts_of
 from runq.errors import UnknownFile
 from runq.model import Job
-from runq.model.files import CHUNK, FileRef
+from runq.model.files import CHUNK, FileRef, artifacts_of
 
 from .access import grant_of
 from .deps import BrokerDep, JobIdParam

@@ -159,3 +159,19 @@ def check_inputs(files: list[FileRef], args: list[Any], kwargs: dict[str, Any]) 
     missing = (marked_names(args) | marked_names(kwargs)) - set(names)
     if missing:
         raise FileError(f"the arguments name a file the job does not carry: {sorted(missing)[0]!r}")
+
+
+def artifacts_of(result: Any) -> list[FileRef]:
+    """The uploaded artifacts in a job's result, in order."""
+    found: list[FileRef] = []
+
+    def note(v: Any) -> Any:
+        if is_artifact(v):
+            ref = ref_of_artifact(v)
+            if ref is not None:
+                found.append(ref)
+            return v  # not looked into
+        return None
+
+    walk(result, note)
+    return found
